@@ -1,0 +1,1 @@
+"""Tidings: one self-hosted program for mail, calendars, chat and calls."""
