@@ -1,0 +1,68 @@
+"""The store: the one place that knows about SQL and blob files.
+
+Protocols use `Store` and the typed results of its parts (`accounts`, `mailboxes`, `queue`,
+`delivery`); none of them builds a query or opens a blob file. `Store.open` runs pending Alembic
+migrations, so a new data directory or an upgraded one is ready before any listener starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tidings.config import Config
+from tidings.notify import Hub
+from tidings.store.accounts import Accounts
+from tidings.store.blobs import BlobStore
+from tidings.store.database import AlreadyExists, Database, NotFound, OverQuota, StoreError
+from tidings.store.delivery import AcceptResult, Delivery, Envelope
+from tidings.store.mailboxes import Mailboxes
+from tidings.store.migrate import migrate
+from tidings.store.queue import Queue
+
+
+class Store:
+    def __init__(self, config: Config, db: Database, blobs: BlobStore, hub: Hub) -> None:
+        self.config = config
+        self.db = db
+        self.blobs = blobs
+        self.hub = hub
+        self.node_id = config.node_id
+        self.accounts = Accounts(db)
+        self.mailboxes = Mailboxes(db, blobs, hub, self.node_id)
+        self.queue = Queue(db)
+        self.delivery = Delivery(db, blobs, hub, self.node_id)
+        self._listener = None
+
+    @classmethod
+    def open(cls, config: Config) -> Store:
+        """Open (creating and migrating if needed) the store described by `config`."""
+        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+        migrate(config.database_url)
+        db = Database(config.database_url)
+        return cls(config, db, BlobStore(config.blob_path), Hub())
+
+    def start_listening(self) -> None:
+        """On PostgreSQL, receive other nodes' change events (call from the running event loop)."""
+        if self.db.is_postgres and self._listener is None:
+            from tidings.notify.postgres import PostgresListener
+
+            self._listener = PostgresListener(self.db.url, self.hub, self.node_id, asyncio.get_running_loop())
+            self._listener.start()
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+        self.db.dispose()
+        self.blobs.close()
+
+
+__all__ = [
+    "AcceptResult",
+    "AlreadyExists",
+    "Envelope",
+    "NotFound",
+    "OverQuota",
+    "Store",
+    "StoreError",
+]

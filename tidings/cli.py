@@ -1,0 +1,267 @@
+"""The `tidings` command: run the server and administer domains, users, aliases and the queue.
+
+Every admin command opens the same store as `tidings serve` (chosen by --config / --data), so it
+works while the server runs. Errors are one clear line on stderr and exit status 1; nothing is
+half-written because each change is one transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from tidings.auth.passwords import WeakPassword
+from tidings.config import Config, ConfigError, load_config, parse_size
+from tidings.mail.address import BadAddress
+from tidings.store import Store, StoreError
+
+
+class CommandError(Exception):
+    pass
+
+
+def _global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument("--data", type=Path, help="data directory (default ./tidings-data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common)
+    parser = argparse.ArgumentParser(prog="tidings", description=__doc__.splitlines()[0], parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the server")
+    serve.add_argument("-v", "--verbose", action="store_true")
+
+    domain = sub.add_parser("domain", parents=[common], help="manage domains").add_subparsers(
+        dest="action", required=True
+    )
+    domain.add_parser("add", parents=[common]).add_argument("domain")
+    domain.add_parser("list", parents=[common])
+    rm = domain.add_parser("remove", parents=[common])
+    rm.add_argument("domain")
+    rm.add_argument("--force", action="store_true", help="also remove the domain's accounts and mail")
+    dkim = domain.add_parser("dkim", parents=[common], help="make a DKIM key and print the DNS record")
+    dkim.add_argument("domain")
+    dkim.add_argument("--selector", default="tidings")
+
+    user = sub.add_parser("user", parents=[common], help="manage users").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", parents=[common])
+    add.add_argument("address")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.add_argument("--quota", help="e.g. 500M, 2G (default: unlimited)")
+    passwd = user.add_parser("passwd", parents=[common])
+    passwd.add_argument("address")
+    passwd.add_argument("--password-stdin", action="store_true")
+    quota = user.add_parser("quota", parents=[common])
+    quota.add_argument("address")
+    quota.add_argument("quota", help="e.g. 500M, or 'none'")
+    user.add_parser("list", parents=[common]).add_argument("domain", nargs="?")
+    user.add_parser("remove", parents=[common]).add_argument("address")
+
+    alias = sub.add_parser("alias", parents=[common], help="manage aliases").add_subparsers(
+        dest="action", required=True
+    )
+    a_add = alias.add_parser("add", parents=[common])
+    a_add.add_argument("alias", help="alias@domain, or @domain for a catch-all")
+    a_add.add_argument("targets", nargs="+")
+    alias.add_parser("list", parents=[common])
+    a_rm = alias.add_parser("remove", parents=[common])
+    a_rm.add_argument("alias")
+    a_rm.add_argument("target", nargs="?")
+
+    queue = sub.add_parser("queue", parents=[common], help="inspect the outbound queue").add_subparsers(
+        dest="action", required=True
+    )
+    queue.add_parser("list", parents=[common])
+    q_retry = queue.add_parser("retry", parents=[common])
+    q_retry.add_argument("id", nargs="?", type=int, help="entry id (default: all)")
+    queue.add_parser("delete", parents=[common]).add_argument("id", type=int)
+
+    sub.add_parser("status", parents=[common], help="listeners, queue, accounts, storage")
+    return parser
+
+
+def _read_password(args, prompt: str = "Password: ") -> str:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise CommandError("no terminal to ask for a password: use --password-stdin")
+    first = getpass.getpass(prompt)
+    if getpass.getpass("Again: ") != first:
+        raise CommandError("the passwords differ")
+    return first
+
+
+async def _admin(args, config: Config) -> int:
+    store = Store.open(config)
+    try:
+        return await _dispatch(args, config, store)
+    finally:
+        store.close()
+
+
+async def _dispatch(args, config: Config, store: Store) -> int:
+    accounts = store.accounts
+    cmd, action = args.command, getattr(args, "action", None)
+    if cmd == "domain":
+        if action == "add":
+            domain = await accounts.add_domain(args.domain)
+            print(f"added domain {domain.name}")
+        elif action == "list":
+            for d in await accounts.list_domains():
+                print(d.name + (f"  (DKIM selector {d.dkim_selector})" if d.dkim_selector else ""))
+        elif action == "remove":
+            await accounts.remove_domain(args.domain, force=args.force)
+            print(f"removed domain {args.domain}")
+        elif action == "dkim":
+            from tidings.mail.dkim import make_key
+
+            domain = await accounts.get_domain(args.domain)
+            private_pem, record = make_key()
+            await accounts.set_dkim(domain.name, args.selector, private_pem)
+            print(f"{args.selector}._domainkey.{domain.name}. IN TXT \"{record}\"")
+    elif cmd == "user":
+        if action == "add":
+            quota = parse_size(args.quota) if args.quota else None
+            password = _read_password(args)
+            account = await accounts.add_user(args.address, password, quota)
+            print(f"added user {account.address}")
+        elif action == "passwd":
+            await accounts.get_user(args.address)
+            await accounts.set_password(args.address, _read_password(args, "New password: "))
+            print(f"changed password of {args.address}")
+        elif action == "quota":
+            quota = None if args.quota.lower() in ("none", "unlimited") else parse_size(args.quota)
+            await accounts.set_quota(args.address, quota)
+            print(f"quota of {args.address}: {args.quota}")
+        elif action == "list":
+            for a in await accounts.list_users(args.domain):
+                quota = _human(a.quota_bytes) if a.quota_bytes is not None else "unlimited"
+                print(f"{a.address}  used {_human(a.used_bytes)} of {quota}")
+        elif action == "remove":
+            await accounts.remove_user(args.address)
+            print(f"removed user {args.address}")
+    elif cmd == "alias":
+        if action == "add":
+            await accounts.add_alias(args.alias, args.targets)
+            print(f"added alias {args.alias} -> {', '.join(args.targets)}")
+        elif action == "list":
+            for source, target in await accounts.list_aliases():
+                print(f"{source} -> {target}")
+        elif action == "remove":
+            await accounts.remove_alias(args.alias, args.target)
+            print(f"removed alias {args.alias}")
+    elif cmd == "queue":
+        if action == "list":
+            entries = await store.queue.list()
+            for e in entries:
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.next_attempt_at))
+                pending = ", ".join(r.address for r in e.pending)
+                print(f"{e.id}  from <{e.sender}>  to {pending}  size {e.size}  attempts {e.attempts}  next {when}")
+                if e.last_error:
+                    print(f"    last error: {e.last_error}")
+            print(f"{len(entries)} message(s) in the queue")
+        elif action == "retry":
+            count = await store.queue.retry(args.id)
+            print(f"{count} message(s) will be retried now")
+        elif action == "delete":
+            await store.queue.delete(args.id)
+            print(f"deleted queue entry {args.id}")
+    elif cmd == "status":
+        await _status(config, store)
+    return 0
+
+
+async def _status(config: Config, store: Store) -> None:
+    from tidings.server import status_path
+
+    domains, users, aliases = await store.accounts.count()
+    queue_length = await store.queue.count()
+    path = status_path(config)
+    running = None
+    if path.exists():
+        data = json.loads(path.read_text())
+        if _pid_alive(data.get("pid", 0)):
+            running = data
+    print(f"data directory: {Path(config.data_dir).resolve()}")
+    print(f"database: {store.db.url.split('@')[-1]}")
+    if running:
+        uptime = int(time.time() - running["started_at"])
+        print(f"server: running (pid {running['pid']}, up {uptime // 3600}h{uptime % 3600 // 60:02d}m)")
+        for name, addresses in running["listeners"].items():
+            for host, port in addresses:
+                state = "open" if _port_open(host, port) else "NOT ANSWERING"
+                print(f"  {name:<12} {host}:{port}  {state}")
+    else:
+        print("server: not running")
+    print(f"queue: {queue_length} message(s)")
+    print(f"accounts: {users} user(s), {aliases} alias(es), {domains} domain(s)")
+    used = sum(a.used_bytes for a in await store.accounts.list_users())
+    print(f"storage: {_human(used)} in mailboxes, {_human(store.blobs.usage_bytes())} of blob files")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except (ProcessLookupError, PermissionError, OSError):
+        return False
+
+
+def _port_open(host: str, port: int) -> bool:
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+    try:
+        with socket.create_connection((target, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config, args.data)
+        if args.command == "serve":
+            logging.basicConfig(
+                level=logging.DEBUG if args.verbose else logging.INFO,
+                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            )
+            from tidings.server import Server
+
+            try:
+                import uvloop
+
+                uvloop.install()
+            except ImportError:
+                pass
+            asyncio.run(Server(config).run_until_signalled())
+            return 0
+        return asyncio.run(_admin(args, config))
+    except (ConfigError, StoreError, BadAddress, WeakPassword, CommandError, ValueError) as exc:
+        print(f"tidings: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The running server: opens the store, starts every configured listener and the background workers.
+
+Each protocol package provides `listener.start(app, name, host, port) -> asyncio.Server`; this module
+only knows which package serves which listener name. `App` is the context every session receives:
+configuration, store, TLS context and login throttle — nothing protocol-specific.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import os
+import signal
+import ssl
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tidings.auth.throttle import LoginThrottle
+from tidings.config import Config
+from tidings.net.tls import ensure_self_signed, server_context
+from tidings.store import AlreadyExists, Store
+
+log = logging.getLogger(__name__)
+
+# listener name -> module with `async def start(app, name, host, port)`
+LISTENER_MODULES = {
+    "smtp": "tidings.smtp.listener",
+    "submission": "tidings.smtp.listener",
+    "submissions": "tidings.smtp.listener",
+    "pop3": "tidings.pop3.listener",
+    "pop3s": "tidings.pop3.listener",
+    "imap": "tidings.imap.listener",
+    "imaps": "tidings.imap.listener",
+}
+
+
+@dataclass
+class App:
+    config: Config
+    store: Store
+    tls: ssl.SSLContext
+    throttle: LoginThrottle
+    started_at: float = field(default_factory=time.time)
+    # Live counters for `tidings status` and the admin pages: name -> open sessions.
+    sessions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def hostname(self) -> str:
+        return self.config.hostname
+
+
+def status_path(config: Config) -> Path:
+    return Path(config.data_dir) / "status.json"
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.app: App | None = None
+        self.servers: list[tuple[str, asyncio.base_events.Server]] = []
+        self.workers: list[asyncio.Task] = []
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> App:
+        config = self.config
+        store = Store.open(config)
+        store.start_listening()
+        if not await store.accounts.list_domains() and config.default_domain:
+            with contextlib.suppress(AlreadyExists):
+                await store.accounts.add_domain(config.default_domain)
+                log.info("created default domain %s", config.default_domain)
+        if ensure_self_signed(config.cert_path, config.key_path, config.hostname):
+            log.info("created a self-signed certificate at %s", config.cert_path)
+        throttle = LoginThrottle(
+            config.auth.max_failures_per_ip, config.auth.max_failures_per_account, config.auth.failure_window
+        )
+        self.app = App(config, store, server_context(config.cert_path, config.key_path), throttle)
+        for name, addresses in config.listen.items():
+            if not addresses:
+                continue
+            module = importlib.import_module(LISTENER_MODULES[name])
+            for host, port in addresses:
+                server = await module.start(self.app, name, host, port)
+                self.servers.append((name, server))
+                log.info("%s listening on %s", name, _bound(server))
+        self._start_workers()
+        self._write_status()
+        return self.app
+
+    def _start_workers(self) -> None:
+        try:
+            from tidings.queue.worker import QueueWorker
+        except ImportError:  # the queue package is optional only while it is being built
+            log.warning("outbound queue worker not available")
+            return
+        worker = QueueWorker(self.app)
+        self.workers.append(asyncio.create_task(worker.run(), name="queue-worker"))
+
+    def bound_ports(self) -> dict[str, list[tuple[str, int]]]:
+        out: dict[str, list[tuple[str, int]]] = {}
+        for name, server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                out.setdefault(name, []).append((host, port))
+        return out
+
+    def _write_status(self) -> None:
+        path = status_path(self.config)
+        data = {"pid": os.getpid(), "started_at": time.time(), "listeners": self.bound_ports()}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
+
+    async def stop(self) -> None:
+        for _, server in self.servers:
+            server.close()
+        for task in self.workers:
+            task.cancel()
+        for task in self.workers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for _, server in self.servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2)
+        if self.app is not None:
+            self.app.store.close()
+        with contextlib.suppress(FileNotFoundError):
+            status_path(self.config).unlink()
+        self._stopped.set()
+
+    async def run_until_signalled(self) -> None:
+        await self.start()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        ports = ", ".join(f"{n} {h}:{p}" for n, lst in self.bound_ports().items() for h, p in lst)
+        print(f"tidings serving {self.config.hostname}: {ports}", flush=True)
+        await stop.wait()
+        await self.stop()
+
+
+def _bound(server: asyncio.base_events.Server) -> str:
+    return ", ".join("%s:%s" % sock.getsockname()[:2] for sock in server.sockets)

@@ -1,0 +1,242 @@
+"""Database access: SQLAlchemy Core engines, worker threads, and group commit.
+
+The event loop never blocks on the database: every query runs in a worker thread. Writes go through a
+single writer loop that commits many callers' operations in one transaction (group commit), so one
+fsync of the SQLite WAL (or one PostgreSQL commit) covers many accepted messages. A caller's future
+resolves only after that commit, so "250 OK" is said only once the data is durable.
+
+If a batch fails, each operation is retried alone so one caller's error (a unique-key clash, a
+quota refusal) never fails another's write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """An operation the store refuses: the message is meant for the user or the client."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class AlreadyExists(StoreError):
+    pass
+
+
+class OverQuota(StoreError):
+    pass
+
+
+@dataclass
+class Tx:
+    """One unit of work inside a (possibly shared) transaction."""
+
+    conn: Connection
+    is_postgres: bool
+    _after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the event loop once the transaction has committed (e.g. notifications)."""
+        self._after_commit.append(callback)
+
+
+def normalise_url(url: str) -> str:
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str, *, for_writes: bool) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record) -> None:  # pragma: no cover - driver hook
+            # Let SQLAlchemy, not pysqlite, decide when transactions begin (so BEGIN IMMEDIATE works).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            # FULL: every commit fsyncs the WAL. Group commit makes that one fsync per batch.
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn) -> None:  # pragma: no cover - driver hook
+            # Writers take the lock up front: avoids deadlocks when a reader upgrades to writer.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if for_writes else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+
+
+class Database:
+    """Runs store functions `fn(tx, *args)` in worker threads; writes are group-committed."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.is_postgres = self.url.startswith("postgresql")
+        self.write_engine = make_engine(self.url, for_writes=True)
+        self.read_engine = make_engine(self.url, for_writes=False)
+        self._readers = ThreadPoolExecutor(8 if self.is_postgres else 4, thread_name_prefix="db-read")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-write")
+        self._pending: list[tuple[Callable[..., Any], tuple, asyncio.Future]] = []
+        self._writer_busy = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self.commits = 0
+        self.operations = 0
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(tx, *args)` in a read transaction in a worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run_read, fn, args)
+
+    def _run_read(self, fn: Callable[..., T], args: tuple) -> T:
+        with self.read_engine.connect() as conn:
+            with conn.begin():
+                return fn(Tx(conn, self.is_postgres), *args)
+
+    def read_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Same as `read` for synchronous callers (the command-line tools)."""
+        return self._run_read(fn, args)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(tx, *args)` in the next group-committed write transaction; resolves after commit."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        future: asyncio.Future = loop.create_future()
+        with self._lock:
+            self._pending.append((fn, args, future))
+            start = not self._writer_busy
+            self._writer_busy = True
+        if start:
+            loop.run_in_executor(self._writer, self._drain_writes)
+        return await future
+
+    def write_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """A write for synchronous callers: its own transaction, callbacks run inline after commit."""
+        result, callbacks = self._run_batch_alone(fn, args)
+        for callback in callbacks:
+            callback()
+        return result
+
+    def _drain_writes(self) -> None:
+        """Writer thread: commit everything pending, in batches, until the queue is empty."""
+        loop = self._loop
+        assert loop is not None
+        while True:
+            with self._lock:
+                batch = self._pending
+                self._pending = []
+                if not batch:
+                    self._writer_busy = False
+                    return
+            self._commit_batch(batch, loop)
+
+    def _commit_batch(self, batch: list, loop: asyncio.AbstractEventLoop) -> None:
+        results: list[tuple[asyncio.Future, Any, BaseException | None, list]] = []
+        try:
+            with self._connect_write() as conn:
+                with conn.begin():
+                    outcomes = []
+                    for fn, args, future in batch:
+                        tx = Tx(conn, self.is_postgres)
+                        outcomes.append((future, fn(tx, *args), None, tx._after_commit))
+                results = outcomes
+            self.commits += 1
+        except Exception:
+            if len(batch) == 1:
+                fn, args, future = batch[0]
+                results = [self._single(fn, args, future)]
+            else:
+                results = [self._single(fn, args, future) for fn, args, future in batch]
+        self.operations += len(batch)
+        loop.call_soon_threadsafe(_resolve_all, results)
+
+    def _single(self, fn, args, future):
+        try:
+            result, callbacks = self._run_batch_alone(fn, args)
+            return (future, result, None, callbacks)
+        except BaseException as exc:  # delivered to the awaiting caller
+            return (future, None, exc, [])
+
+    def _run_batch_alone(self, fn, args):
+        for attempt in range(5):
+            try:
+                with self._connect_write() as conn:
+                    with conn.begin():
+                        tx = Tx(conn, self.is_postgres)
+                        result = fn(tx, *args)
+                self.commits += 1
+                return result, tx._after_commit
+            except OperationalError as exc:
+                # Deadlock / serialization failure / database locked: retry a few times.
+                if attempt == 4 or not _is_retryable(exc):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _connect_write(self) -> Connection:
+        return self.write_engine.connect()
+
+    def dispose(self) -> None:
+        self._readers.shutdown(wait=False)
+        self._writer.shutdown(wait=True)
+        self.write_engine.dispose()
+        self.read_engine.dispose()
+
+
+def _is_retryable(exc: OperationalError) -> bool:
+    text = str(exc).lower()
+    return any(word in text for word in ("deadlock", "could not serialize", "database is locked", "busy"))
+
+
+def _resolve_all(results) -> None:
+    for future, result, error, callbacks in results:
+        if error is None:
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:  # a notification failing must not lose the caller's result
+                    log.exception("after-commit callback failed")
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+__all__ = [
+    "AlreadyExists",
+    "Database",
+    "NotFound",
+    "OverQuota",
+    "StoreError",
+    "Tx",
+]

@@ -1,0 +1,699 @@
+"""Mailboxes and the messages in them: the IMAP data model (UIDs, flags, modseqs), shared by every
+protocol that reads or changes mail (IMAP, POP3, local delivery, later the web client).
+
+Invariants kept here, not in the protocols:
+- UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ of a mailbox never go backwards (row-locked counters).
+- Every change bumps the mailbox's HIGHESTMODSEQ and is published (after commit) as a `Change`.
+- Expunged UIDs are remembered with their modseq for QRESYNC (RFC 7162).
+- An account's used_bytes follows every append, copy and expunge; quota is enforced on the way in.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, func, insert, select, update
+
+from tidings.notify import CHANNEL, Change, Hub
+from tidings.store import schema as s
+from tidings.store.blobs import BlobStore
+from tidings.store.database import AlreadyExists, Database, NotFound, OverQuota, StoreError, Tx
+
+SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")}
+SPECIAL_USES = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
+DELIMITER = "/"
+MAX_MAILBOX_NAME = 1000
+MAX_MAILBOX_DEPTH = 40
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    id: int
+    account_id: int
+    name: str
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    special_use: str | None
+    subscribed: bool
+    object_id: str
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """One message as a mailbox sees it."""
+
+    uid: int
+    message_id: int  # messages.id: the same content has the same id in every mailbox (EMAILID)
+    blob_hash: str
+    size: int
+    flags: frozenset[str]
+    modseq: int
+    internal_date: float
+    save_date: float
+
+
+@dataclass(frozen=True)
+class MailboxStatus:
+    messages: int
+    unseen: int
+    deleted: int
+    size: int
+    uidnext: int
+    uidvalidity: int
+    highestmodseq: int
+    first_unseen_uid: int | None
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed in a mailbox since a modseq: changed/new messages and expunged UIDs."""
+
+    highestmodseq: int
+    uidnext: int
+    changed: list[MessageRef]
+    expunged: list[int]
+
+
+def normalise_flag(flag: str) -> str:
+    return SYSTEM_FLAGS.get(flag.lower(), flag)
+
+
+def format_flags(flags: Iterable[str]) -> str:
+    return " ".join(sorted({normalise_flag(f) for f in flags if f and f.lower() != "\\recent"}))
+
+
+def parse_flags(text: str) -> frozenset[str]:
+    return frozenset(text.split()) if text else frozenset()
+
+
+def validate_mailbox_name(name: str) -> str:
+    """Refuse names no client should be able to create; map any case of INBOX to INBOX."""
+    if not name or name.strip() != name and name.strip() == "":
+        raise StoreError("empty mailbox name")
+    if len(name) > MAX_MAILBOX_NAME:
+        raise StoreError("mailbox name too long")
+    if any(ord(c) < 0x20 or c == "\x7f" for c in name):
+        raise StoreError("mailbox name contains control characters")
+    if any(c in name for c in "*%"):
+        raise StoreError("mailbox name contains a wildcard character")
+    parts = name.split(DELIMITER)
+    if any(p == "" for p in parts):
+        raise StoreError("mailbox name has an empty hierarchy level")
+    if len(parts) > MAX_MAILBOX_DEPTH:
+        raise StoreError("mailbox hierarchy too deep")
+    if parts[0].upper() == "INBOX":
+        parts[0] = "INBOX"
+    return DELIMITER.join(parts)
+
+
+def _mailbox(row) -> Mailbox:
+    return Mailbox(
+        row.id,
+        row.account_id,
+        row.name,
+        row.uidvalidity,
+        row.uidnext,
+        row.highestmodseq,
+        row.special_use,
+        row.subscribed,
+        row.object_id,
+    )
+
+
+def _ref(row) -> MessageRef:
+    return MessageRef(
+        row.uid,
+        row.message_id,
+        row.blob_hash,
+        row.size,
+        parse_flags(row.flags),
+        row.modseq,
+        row.internal_date,
+        row.save_date,
+    )
+
+
+_REF_COLUMNS = (
+    s.mailbox_messages.c.uid,
+    s.mailbox_messages.c.message_id,
+    s.messages.c.blob_hash,
+    s.mailbox_messages.c.size,
+    s.mailbox_messages.c.flags,
+    s.mailbox_messages.c.modseq,
+    s.mailbox_messages.c.internal_date,
+    s.mailbox_messages.c.save_date,
+)
+
+
+def _refs_query(mailbox_id: int):
+    return (
+        select(*_REF_COLUMNS)
+        .select_from(s.mailbox_messages.join(s.messages, s.messages.c.id == s.mailbox_messages.c.message_id))
+        .where(s.mailbox_messages.c.mailbox_id == mailbox_id)
+        .order_by(s.mailbox_messages.c.uid)
+    )
+
+
+# -- row-level helpers used inside transactions (also by delivery and account creation) ---------
+
+
+def create_mailbox_rows(tx: Tx, account_id: int, name: str, special_use: str | None) -> int:
+    last = tx.conn.execute(
+        select(func.max(s.mailboxes.c.uidvalidity)).where(s.mailboxes.c.account_id == account_id)
+    ).scalar()
+    uidvalidity = max(int(time.time()), (last or 0) + 1) & 0xFFFFFFFF
+    result = tx.conn.execute(
+        insert(s.mailboxes).values(
+            account_id=account_id,
+            name=name,
+            uidvalidity=uidvalidity,
+            uidnext=1,
+            highestmodseq=1,
+            special_use=special_use,
+            subscribed=True,
+            object_id="M" + secrets.token_hex(12),
+            created_at=time.time(),
+        )
+    )
+    return result.inserted_primary_key[0]
+
+
+def bump_mailbox(tx: Tx, mailbox_id: int, uids_needed: int = 0) -> tuple[int, int]:
+    """Reserve `uids_needed` UIDs and a new modseq; returns (first_uid, modseq). Row-locks the mailbox."""
+    m = s.mailboxes
+    row = tx.conn.execute(
+        update(m)
+        .where(m.c.id == mailbox_id)
+        .values(uidnext=m.c.uidnext + uids_needed, highestmodseq=m.c.highestmodseq + 1)
+        .returning(m.c.uidnext, m.c.highestmodseq, m.c.account_id)
+    ).first()
+    if row is None:
+        raise NotFound("mailbox no longer exists")
+    return row.uidnext - uids_needed, row.highestmodseq
+
+
+def publish(tx: Tx, hub: Hub, node_id: str, change: Change) -> None:
+    if tx.is_postgres:
+        tx.conn.exec_driver_sql("SELECT pg_notify(%(channel)s, %(payload)s)", {
+            "channel": CHANNEL, "payload": change.to_payload(node_id)})
+    tx.after_commit(lambda: hub.publish(change))
+
+
+def message_row(tx: Tx, blob_hash: str, size: int, summary_json: str, fields: dict) -> int:
+    """The messages.id for this content, inserting it if new (content is stored once)."""
+    existing = tx.conn.execute(select(s.messages.c.id).where(s.messages.c.blob_hash == blob_hash)).first()
+    if existing:
+        return existing.id
+    result = tx.conn.execute(
+        insert(s.messages).values(blob_hash=blob_hash, size=size, summary=summary_json, created_at=time.time(), **fields)
+    )
+    return result.inserted_primary_key[0]
+
+
+def charge_quota(tx: Tx, account_id: int, size: int) -> None:
+    """Add `size` bytes to the account's usage, refusing if that passes its quota."""
+    a = s.accounts
+    row = tx.conn.execute(select(a.c.quota_bytes, a.c.used_bytes).where(a.c.id == account_id)).first()
+    if row is None:
+        raise NotFound("account no longer exists")
+    if size > 0 and row.quota_bytes is not None and row.used_bytes + size > row.quota_bytes:
+        raise OverQuota(f"over quota ({row.used_bytes + size} > {row.quota_bytes} bytes)")
+    tx.conn.execute(update(a).where(a.c.id == account_id).values(used_bytes=a.c.used_bytes + size))
+
+
+def insert_into_mailbox(
+    tx: Tx,
+    mailbox_id: int,
+    items: list[tuple[int, int, str, float]],
+) -> tuple[int, int, list[int]]:
+    """Insert messages (message_id, size, flags, internal_date); returns (uidvalidity, modseq, uids)."""
+    first_uid, modseq = bump_mailbox(tx, mailbox_id, len(items))
+    now = time.time()
+    uids = list(range(first_uid, first_uid + len(items)))
+    if items:
+        tx.conn.execute(
+            insert(s.mailbox_messages),
+            [
+                {
+                    "mailbox_id": mailbox_id,
+                    "uid": uid,
+                    "message_id": message_id,
+                    "size": size,
+                    "flags": flags,
+                    "modseq": modseq,
+                    "internal_date": internal_date,
+                    "save_date": now,
+                }
+                for uid, (message_id, size, flags, internal_date) in zip(uids, items, strict=True)
+            ],
+        )
+    uidvalidity = tx.conn.execute(select(s.mailboxes.c.uidvalidity).where(s.mailboxes.c.id == mailbox_id)).scalar_one()
+    return uidvalidity, modseq, uids
+
+
+def find_mailbox_row(tx: Tx, account_id: int, name: str):
+    return tx.conn.execute(
+        select(s.mailboxes).where(s.mailboxes.c.account_id == account_id, s.mailboxes.c.name == name)
+    ).first()
+
+
+class Mailboxes:
+    def __init__(self, db: Database, blobs: BlobStore, hub: Hub, node_id: str) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.hub = hub
+        self.node_id = node_id
+
+    def _publish(self, tx: Tx, account_id: int, mailbox_id: int | None, kind: str, modseq: int = 0) -> None:
+        publish(tx, self.hub, self.node_id, Change(account_id, mailbox_id, kind, modseq))
+
+    # -- mailboxes -----------------------------------------------------------------------------
+
+    async def list(self, account_id: int) -> list[Mailbox]:
+        def op(tx: Tx) -> list[Mailbox]:
+            rows = tx.conn.execute(
+                select(s.mailboxes).where(s.mailboxes.c.account_id == account_id).order_by(s.mailboxes.c.name)
+            )
+            return [_mailbox(r) for r in rows]
+
+        return await self.db.read(op)
+
+    async def get(self, account_id: int, name: str) -> Mailbox:
+        name = validate_mailbox_name(name)
+
+        def op(tx: Tx) -> Mailbox:
+            row = find_mailbox_row(tx, account_id, name)
+            if row is None:
+                raise NotFound(f"no mailbox named {name}")
+            return _mailbox(row)
+
+        return await self.db.read(op)
+
+    async def get_by_id(self, mailbox_id: int) -> Mailbox:
+        def op(tx: Tx) -> Mailbox:
+            row = tx.conn.execute(select(s.mailboxes).where(s.mailboxes.c.id == mailbox_id)).first()
+            if row is None:
+                raise NotFound("mailbox no longer exists")
+            return _mailbox(row)
+
+        return await self.db.read(op)
+
+    async def create(self, account_id: int, name: str, special_use: str | None = None) -> Mailbox:
+        """Create `name` and any missing parents (RFC 3501 6.3.3)."""
+        name = validate_mailbox_name(name)
+        if special_use is not None and special_use not in SPECIAL_USES:
+            raise StoreError(f"unsupported special-use attribute {special_use}")
+
+        def op(tx: Tx) -> Mailbox:
+            if find_mailbox_row(tx, account_id, name) is not None:
+                raise AlreadyExists(f"mailbox {name} already exists")
+            parts = name.split(DELIMITER)
+            for depth in range(1, len(parts)):
+                parent = DELIMITER.join(parts[:depth])
+                if find_mailbox_row(tx, account_id, parent) is None:
+                    create_mailbox_rows(tx, account_id, parent, None)
+            mailbox_id = create_mailbox_rows(tx, account_id, name, special_use)
+            self._publish(tx, account_id, mailbox_id, "mailbox")
+            return _mailbox(tx.conn.execute(select(s.mailboxes).where(s.mailboxes.c.id == mailbox_id)).one())
+
+        return await self.db.write(op)
+
+    async def delete(self, account_id: int, name: str) -> None:
+        """Delete a mailbox and its messages. INBOX cannot be deleted; children are kept."""
+        name = validate_mailbox_name(name)
+        if name == "INBOX":
+            raise StoreError("INBOX cannot be deleted")
+
+        def op(tx: Tx) -> None:
+            row = find_mailbox_row(tx, account_id, name)
+            if row is None:
+                raise NotFound(f"no mailbox named {name}")
+            freed = tx.conn.execute(
+                select(func.coalesce(func.sum(s.mailbox_messages.c.size), 0)).where(
+                    s.mailbox_messages.c.mailbox_id == row.id
+                )
+            ).scalar_one()
+            tx.conn.execute(delete(s.mailbox_messages).where(s.mailbox_messages.c.mailbox_id == row.id))
+            tx.conn.execute(delete(s.expunged).where(s.expunged.c.mailbox_id == row.id))
+            tx.conn.execute(delete(s.mailboxes).where(s.mailboxes.c.id == row.id))
+            charge_quota(tx, account_id, -int(freed))
+            self._publish(tx, account_id, row.id, "mailbox")
+
+        await self.db.write(op)
+
+    async def rename(self, account_id: int, old: str, new: str) -> None:
+        """Rename a mailbox and its children; renaming INBOX moves its messages (RFC 3501 6.3.5)."""
+        old, new = validate_mailbox_name(old), validate_mailbox_name(new)
+
+        def op(tx: Tx) -> None:
+            row = find_mailbox_row(tx, account_id, old)
+            if row is None:
+                raise NotFound(f"no mailbox named {old}")
+            if find_mailbox_row(tx, account_id, new) is not None:
+                raise AlreadyExists(f"mailbox {new} already exists")
+            if new == old or new.startswith(old + DELIMITER):
+                raise StoreError("cannot rename a mailbox into itself")
+            parts = new.split(DELIMITER)
+            for depth in range(1, len(parts)):
+                parent = DELIMITER.join(parts[:depth])
+                if find_mailbox_row(tx, account_id, parent) is None:
+                    create_mailbox_rows(tx, account_id, parent, None)
+            if old == "INBOX":
+                new_id = create_mailbox_rows(tx, account_id, new, None)
+                refs = tx.conn.execute(
+                    select(
+                        s.mailbox_messages.c.uid,
+                        s.mailbox_messages.c.message_id,
+                        s.mailbox_messages.c.size,
+                        s.mailbox_messages.c.flags,
+                        s.mailbox_messages.c.internal_date,
+                    )
+                    .where(s.mailbox_messages.c.mailbox_id == row.id)
+                    .order_by(s.mailbox_messages.c.uid)
+                ).all()
+                insert_into_mailbox(tx, new_id, [(r.message_id, r.size, r.flags, r.internal_date) for r in refs])
+                _expunge_rows(tx, row.id, [r.uid for r in refs])
+                self._publish(tx, account_id, row.id, "message")
+            else:
+                children = tx.conn.execute(
+                    select(s.mailboxes.c.id, s.mailboxes.c.name).where(
+                        s.mailboxes.c.account_id == account_id,
+                        s.mailboxes.c.name.startswith(old + DELIMITER, autoescape=True),
+                    )
+                ).all()
+                tx.conn.execute(update(s.mailboxes).where(s.mailboxes.c.id == row.id).values(name=new))
+                for child in children:
+                    tx.conn.execute(
+                        update(s.mailboxes)
+                        .where(s.mailboxes.c.id == child.id)
+                        .values(name=new + child.name[len(old) :])
+                    )
+            self._publish(tx, account_id, row.id, "mailbox")
+
+        await self.db.write(op)
+
+    async def set_subscribed(self, account_id: int, name: str, subscribed: bool) -> None:
+        name = validate_mailbox_name(name)
+
+        def op(tx: Tx) -> None:
+            result = tx.conn.execute(
+                update(s.mailboxes)
+                .where(s.mailboxes.c.account_id == account_id, s.mailboxes.c.name == name)
+                .values(subscribed=subscribed)
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"no mailbox named {name}")
+
+        await self.db.write(op)
+
+    async def status(self, mailbox_id: int) -> MailboxStatus:
+        def op(tx: Tx) -> MailboxStatus:
+            box = tx.conn.execute(select(s.mailboxes).where(s.mailboxes.c.id == mailbox_id)).first()
+            if box is None:
+                raise NotFound("mailbox no longer exists")
+            mm = s.mailbox_messages
+            rows = tx.conn.execute(select(mm.c.uid, mm.c.flags, mm.c.size).where(mm.c.mailbox_id == mailbox_id)).all()
+            unseen = [r.uid for r in rows if "\\Seen" not in r.flags.split()]
+            return MailboxStatus(
+                messages=len(rows),
+                unseen=len(unseen),
+                deleted=sum(1 for r in rows if "\\Deleted" in r.flags.split()),
+                size=sum(r.size for r in rows),
+                uidnext=box.uidnext,
+                uidvalidity=box.uidvalidity,
+                highestmodseq=box.highestmodseq,
+                first_unseen_uid=min(unseen) if unseen else None,
+            )
+
+        return await self.db.read(op)
+
+    # -- messages ------------------------------------------------------------------------------
+
+    async def messages(self, mailbox_id: int) -> tuple[Mailbox, list[MessageRef]]:
+        """The mailbox row and all its messages in UID order, read in one transaction (a snapshot)."""
+
+        def op(tx: Tx):
+            box = tx.conn.execute(select(s.mailboxes).where(s.mailboxes.c.id == mailbox_id)).first()
+            if box is None:
+                raise NotFound("mailbox no longer exists")
+            return _mailbox(box), [_ref(r) for r in tx.conn.execute(_refs_query(mailbox_id))]
+
+        return await self.db.read(op)
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
+        """Messages added or changed, and UIDs expunged, after `modseq`."""
+
+        def op(tx: Tx) -> Changes:
+            box = tx.conn.execute(select(s.mailboxes).where(s.mailboxes.c.id == mailbox_id)).first()
+            if box is None:
+                raise NotFound("mailbox no longer exists")
+            changed = [
+                _ref(r)
+                for r in tx.conn.execute(_refs_query(mailbox_id).where(s.mailbox_messages.c.modseq > modseq))
+            ]
+            gone = tx.conn.execute(
+                select(s.expunged.c.uid)
+                .where(s.expunged.c.mailbox_id == mailbox_id, s.expunged.c.modseq > modseq)
+                .order_by(s.expunged.c.uid)
+            ).scalars()
+            return Changes(box.highestmodseq, box.uidnext, changed, list(gone))
+
+        return await self.db.read(op)
+
+    async def append(
+        self,
+        account_id: int,
+        mailbox_id: int,
+        raw: bytes,
+        flags: Iterable[str] = (),
+        internal_date: float | None = None,
+    ) -> tuple[int, int]:
+        """Store a message in a mailbox (IMAP APPEND, Sent copies). Returns (uidvalidity, uid)."""
+        results = await self.append_many(account_id, mailbox_id, [(raw, flags, internal_date)])
+        return results[0]
+
+    async def append_many(
+        self,
+        account_id: int,
+        mailbox_id: int,
+        items: list[tuple[bytes, Iterable[str], float | None]],
+    ) -> list[tuple[int, int]]:
+        """MULTIAPPEND: all messages or none (RFC 3502)."""
+        from tidings.mail.ingest import prepare
+
+        prepared = []
+        for raw, flags, internal_date in items:
+            blob_hash = await self.blobs.put(raw)
+            prepared.append((prepare(raw, blob_hash), format_flags(flags), internal_date or time.time()))
+
+        def op(tx: Tx) -> list[tuple[int, int]]:
+            box = tx.conn.execute(
+                select(s.mailboxes.c.id).where(s.mailboxes.c.id == mailbox_id, s.mailboxes.c.account_id == account_id)
+            ).first()
+            if box is None:
+                raise NotFound("mailbox no longer exists")
+            rows = []
+            for message, flags, internal_date in prepared:
+                charge_quota(tx, account_id, message.size)
+                message_id = message_row(tx, message.blob_hash, message.size, message.summary_json, message.fields)
+                rows.append((message_id, message.size, flags, internal_date))
+            uidvalidity, modseq, uids = insert_into_mailbox(tx, mailbox_id, rows)
+            self._publish(tx, account_id, mailbox_id, "message", modseq)
+            return [(uidvalidity, uid) for uid in uids]
+
+        return await self.db.write(op)
+
+    async def store_flags(
+        self,
+        account_id: int,
+        mailbox_id: int,
+        uids: Iterable[int],
+        mode: str,
+        flags: Iterable[str],
+        unchanged_since: int | None = None,
+    ) -> tuple[list[MessageRef], list[int]]:
+        """Change flags: mode is "add", "remove" or "replace".
+
+        Returns (messages whose flags changed, with their new modseq; UIDs refused because their
+        modseq is above `unchanged_since` (RFC 7162 3.1.3)). Messages whose flags would not change
+        are left alone and not reported.
+        """
+        if mode not in ("add", "remove", "replace"):
+            raise ValueError(mode)
+        wanted = {normalise_flag(f) for f in flags if f.lower() != "\\recent"}
+        uid_list = sorted(set(uids))
+
+        def op(tx: Tx):
+            mm = s.mailbox_messages
+            rows = []
+            for chunk in _chunks(uid_list, 500):
+                rows.extend(
+                    tx.conn.execute(
+                        select(mm.c.id, mm.c.uid, mm.c.flags, mm.c.modseq).where(
+                            mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk)
+                        )
+                    ).all()
+                )
+            refused = []
+            updates = []
+            for row in rows:
+                if unchanged_since is not None and row.modseq > unchanged_since:
+                    refused.append(row.uid)
+                    continue
+                current = set(parse_flags(row.flags))
+                if mode == "add":
+                    new = current | wanted
+                elif mode == "remove":
+                    new = current - wanted
+                else:
+                    new = set(wanted)
+                if new != current:
+                    updates.append((row.id, format_flags(new)))
+            if not updates:
+                return [], sorted(refused)
+            _, modseq = bump_mailbox(tx, mailbox_id)
+            for row_id, flag_text in updates:
+                tx.conn.execute(update(mm).where(mm.c.id == row_id).values(flags=flag_text, modseq=modseq))
+            ids = [row_id for row_id, _ in updates]
+            changed = []
+            for chunk in _chunks(ids, 500):
+                changed.extend(_ref(r) for r in tx.conn.execute(_refs_query(mailbox_id).where(mm.c.id.in_(chunk))))
+            self._publish(tx, account_id, mailbox_id, "message", modseq)
+            return changed, sorted(refused)
+
+        return await self.db.write(op)
+
+    async def copy(
+        self, account_id: int, source_id: int, uids: Iterable[int], target_id: int, move: bool = False
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """Copy (or move) messages by UID; returns (target uidvalidity, [(source uid, target uid)])."""
+        uid_list = sorted(set(uids))
+
+        def op(tx: Tx):
+            mm = s.mailbox_messages
+            for box_id in (source_id, target_id):
+                owner = tx.conn.execute(select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == box_id)).first()
+                if owner is None or owner.account_id != account_id:
+                    raise NotFound("mailbox no longer exists")
+            rows = []
+            for chunk in _chunks(uid_list, 500):
+                rows.extend(
+                    tx.conn.execute(
+                        select(mm.c.uid, mm.c.message_id, mm.c.size, mm.c.flags, mm.c.internal_date)
+                        .where(mm.c.mailbox_id == source_id, mm.c.uid.in_(chunk))
+                        .order_by(mm.c.uid)
+                    ).all()
+                )
+            if not rows:
+                uidvalidity = tx.conn.execute(
+                    select(s.mailboxes.c.uidvalidity).where(s.mailboxes.c.id == target_id)
+                ).scalar_one()
+                return uidvalidity, []
+            if not move:
+                charge_quota(tx, account_id, sum(r.size for r in rows))
+            uidvalidity, modseq, new_uids = insert_into_mailbox(
+                tx, target_id, [(r.message_id, r.size, r.flags, r.internal_date) for r in rows]
+            )
+            self._publish(tx, account_id, target_id, "message", modseq)
+            if move:
+                source_modseq = _expunge_rows(tx, source_id, [r.uid for r in rows])
+                self._publish(tx, account_id, source_id, "message", source_modseq)
+            return uidvalidity, [(r.uid, new) for r, new in zip(rows, new_uids, strict=True)]
+
+        return await self.db.write(op)
+
+    async def expunge(self, account_id: int, mailbox_id: int, uids: Iterable[int] | None = None) -> list[int]:
+        """Remove messages flagged \\Deleted (only those in `uids` when given). Returns expunged UIDs."""
+        uid_filter = sorted(set(uids)) if uids is not None else None
+
+        def op(tx: Tx) -> list[int]:
+            mm = s.mailbox_messages
+            query = select(mm.c.uid, mm.c.flags).where(mm.c.mailbox_id == mailbox_id)
+            rows = tx.conn.execute(query).all()
+            targets = [r.uid for r in rows if "\\Deleted" in r.flags.split()]
+            if uid_filter is not None:
+                allowed = set(uid_filter)
+                targets = [u for u in targets if u in allowed]
+            if not targets:
+                return []
+            owner = tx.conn.execute(select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == mailbox_id)).scalar()
+            if owner != account_id:
+                raise NotFound("mailbox no longer exists")
+            modseq = _expunge_rows(tx, mailbox_id, targets)
+            self._publish(tx, account_id, mailbox_id, "message", modseq)
+            return sorted(targets)
+
+        return await self.db.write(op)
+
+    async def delete_messages(self, account_id: int, mailbox_id: int, uids: Iterable[int]) -> list[int]:
+        """Remove messages outright regardless of flags (POP3 DELE at QUIT). Returns removed UIDs."""
+        uid_list = sorted(set(uids))
+
+        def op(tx: Tx) -> list[int]:
+            owner = tx.conn.execute(select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == mailbox_id)).scalar()
+            if owner != account_id:
+                raise NotFound("mailbox no longer exists")
+            mm = s.mailbox_messages
+            present = []
+            for chunk in _chunks(uid_list, 500):
+                present.extend(
+                    tx.conn.execute(select(mm.c.uid).where(mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk))).scalars()
+                )
+            if not present:
+                return []
+            modseq = _expunge_rows(tx, mailbox_id, present)
+            self._publish(tx, account_id, mailbox_id, "message", modseq)
+            return sorted(present)
+
+        return await self.db.write(op)
+
+    async def summary_json(self, message_id: int) -> str:
+        def op(tx: Tx) -> str:
+            row = tx.conn.execute(select(s.messages.c.summary).where(s.messages.c.id == message_id)).first()
+            if row is None:
+                raise NotFound("message no longer exists")
+            return row.summary
+
+        return await self.db.read(op)
+
+    async def summaries_json(self, message_ids: Iterable[int]) -> dict[int, str]:
+        ids = sorted(set(message_ids))
+
+        def op(tx: Tx) -> dict[int, str]:
+            out: dict[int, str] = {}
+            for chunk in _chunks(ids, 500):
+                for row in tx.conn.execute(
+                    select(s.messages.c.id, s.messages.c.summary).where(s.messages.c.id.in_(chunk))
+                ):
+                    out[row.id] = row.summary
+            return out
+
+        return await self.db.read(op)
+
+    async def read_blob(self, blob_hash: str) -> bytes:
+        return await self.blobs.get(blob_hash)
+
+
+def _expunge_rows(tx: Tx, mailbox_id: int, uids: list[int]) -> int:
+    """Delete mailbox rows, remember them for QRESYNC, give back quota. Returns the new modseq."""
+    mm = s.mailbox_messages
+    _, modseq = bump_mailbox(tx, mailbox_id)
+    freed = 0
+    for chunk in _chunks(uids, 500):
+        freed += tx.conn.execute(
+            select(func.coalesce(func.sum(mm.c.size), 0)).where(mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk))
+        ).scalar_one()
+        tx.conn.execute(delete(mm).where(and_(mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk))))
+    tx.conn.execute(insert(s.expunged), [{"mailbox_id": mailbox_id, "uid": uid, "modseq": modseq} for uid in uids])
+    account_id = tx.conn.execute(select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == mailbox_id)).scalar_one()
+    charge_quota(tx, account_id, -int(freed))
+    return modseq
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,170 @@
+"""The database schema: one SQLAlchemy Core metadata for SQLite and PostgreSQL.
+
+Only the store package imports this. Changing a table means adding an Alembic revision under
+store/migrations/versions; the tests check that the migrations produce exactly this metadata.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Times are stored as float seconds since the epoch (UTC): identical on both databases, cheap to compare.
+
+domains = Table(
+    "domains",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(253), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("dkim_selector", String(63)),
+    Column("dkim_private_key", Text),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("domain_id", ForeignKey("domains.id", ondelete="CASCADE"), nullable=False),
+    Column("address", String(320), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("quota_bytes", BigInteger),
+    Column("used_bytes", BigInteger, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("domain_id", ForeignKey("domains.id", ondelete="CASCADE"), nullable=False),
+    # "local@domain", or "@domain" for a catch-all.
+    Column("source", String(320), nullable=False),
+    Column("target", String(320), nullable=False),
+    UniqueConstraint("source", "target", name="uq_aliases_source_target"),
+    Index("ix_aliases_source", "source"),
+)
+
+mailboxes = Table(
+    "mailboxes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    # Full hierarchical name in UTF-8 with "/" as the hierarchy delimiter; INBOX is spelt "INBOX".
+    Column("name", String(1024), nullable=False),
+    Column("uidvalidity", BigInteger, nullable=False),
+    Column("uidnext", BigInteger, nullable=False, default=1),
+    Column("highestmodseq", BigInteger, nullable=False, default=1),
+    Column("special_use", String(32)),
+    Column("subscribed", Boolean, nullable=False, default=True),
+    Column("object_id", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("account_id", "name", name="uq_mailboxes_account_name"),
+)
+
+# One row per distinct message content (deduplicated by blob hash): what parsing found, stored once.
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("blob_hash", String(64), nullable=False, unique=True),
+    Column("size", BigInteger, nullable=False),
+    Column("subject", Text),
+    Column("from_addr", Text),
+    Column("to_addrs", Text),
+    Column("sent_date", Float),
+    Column("message_id", Text),
+    # mail.analyse() result as JSON: envelope, body structure, part offsets, threading fields.
+    Column("summary", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# A message in a mailbox: the IMAP view (UID, flags, modseq).
+mailbox_messages = Table(
+    "mailbox_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), nullable=False),
+    Column("uid", BigInteger, nullable=False),
+    Column("message_id", ForeignKey("messages.id"), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    # Space-separated, sorted; system flags keep their backslash ("\\Seen $Forwarded").
+    Column("flags", Text, nullable=False, default=""),
+    Column("modseq", BigInteger, nullable=False),
+    Column("internal_date", Float, nullable=False),
+    Column("save_date", Float, nullable=False),
+    UniqueConstraint("mailbox_id", "uid", name="uq_mailbox_messages_mailbox_uid"),
+    Index("ix_mailbox_messages_modseq", "mailbox_id", "modseq"),
+    Index("ix_mailbox_messages_message", "message_id"),
+)
+
+# Expunged UIDs with the modseq of their expunge, for QRESYNC's VANISHED (RFC 7162 3.2.10).
+expunged = Table(
+    "expunged",
+    metadata,
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("uid", BigInteger, primary_key=True),
+    Column("modseq", BigInteger, nullable=False),
+)
+
+queue = Table(
+    "queue",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sender", String(320), nullable=False),  # "" is the null reverse-path
+    Column("blob_hash", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("release_at", Float, nullable=False),  # scheduled sending: not before this time
+    Column("next_attempt_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("envid", String(100)),
+    Column("ret", String(4)),  # DSN RET=FULL|HDRS
+    Column("smtputf8", Boolean, nullable=False, default=False),
+    Column("body_8bit", Boolean, nullable=False, default=False),
+    Column("account_id", Integer),  # the submitting account, if any
+    Column("delay_warned", Boolean, nullable=False, default=False),
+    Column("claimed_by", String(128)),
+    Column("claimed_until", Float),
+    Index("ix_queue_next", "next_attempt_at"),
+)
+
+queue_recipients = Table(
+    "queue_recipients",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("queue_id", ForeignKey("queue.id", ondelete="CASCADE"), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("domain", String(253), nullable=False),
+    # pending | delivered | failed
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("notify", String(64)),  # DSN NOTIFY=...
+    Column("orcpt", String(400)),
+    Column("last_error", Text),
+    Column("remote_mta", String(253)),
+    Column("updated_at", Float),
+    Index("ix_queue_recipients_queue", "queue_id"),
+)
