@@ -68,9 +68,16 @@ _MONTHS = {
     )
 }
 _SYSTEM_FLAGS = {
-    flag.upper(): flag
-    for flag in ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "\\Recent")
+    flag.upper(): flag for flag in ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "\\Recent")
 }
+
+
+def guess_tag(line: bytes) -> str | None:
+    """The tag at the start of a command line, if there is a valid one followed by a space."""
+    match = _TAG.match(line)
+    if match is None or line[match.end() : match.end() + 1] != b" ":
+        return None
+    return match.group().decode("ascii")
 
 
 class Reader:
@@ -166,6 +173,11 @@ class Reader:
         if match is None:
             raise Bad(f"Expected {what}")
         return match.group().decode("ascii").upper()
+
+    def peek_name(self) -> str:
+        """What :meth:`name` would return, without consuming it (``""`` if nothing)."""
+        match = _NAME.match(self._line, self._pos)
+        return match.group().decode("ascii").upper() if match else ""
 
     def number(self, limit: int = MAX_NUMBER, what: str = "a number") -> int:
         match = self._match(_DIGITS)

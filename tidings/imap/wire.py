@@ -124,7 +124,7 @@ def format_internaldate(moment: datetime.datetime) -> str:
     leading space too, but zero-padding is easier on clients that split on spaces).
     """
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
+        moment = moment.replace(tzinfo=datetime.UTC)
     offset = moment.utcoffset() or datetime.timedelta(0)
     minutes = int(offset.total_seconds()) // 60
     sign = "-" if minutes < 0 else "+"
@@ -158,9 +158,7 @@ def parse_date_time(text: str | bytes) -> datetime.datetime:
     if offset >= datetime.timedelta(hours=24):
         raise ValueError("zone out of range")
     zone = datetime.timezone(-offset if sign == "-" else offset)
-    return datetime.datetime(
-        int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=zone
-    )
+    return datetime.datetime(int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=zone)
 
 
 def _is_utf8(raw: bytes) -> bool:
