@@ -115,8 +115,6 @@ def parse_address_list(text: str | None) -> list[ImapAddress]:
             elif token == ":" and box.addr and box.addr[0].startswith("@"):
                 box.route = [r for r in "".join(box.addr).split(",") if r]
                 box.addr = []
-            elif kind == "quoted":
-                box.addr.append(token)
             elif kind != "ws":
                 box.addr.append(token)
             continue

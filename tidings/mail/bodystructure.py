@@ -77,6 +77,3 @@ def body_structure(raw: bytes, part: MimePart, extensible: bool = True) -> list:
     if extensible:
         out += [header.text(raw, "Content-MD5") or None, *_extension(raw, part)]
     return out
-
-
-

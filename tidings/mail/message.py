@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -31,7 +31,7 @@ from tidings.mail.headers import (
     parse_disposition,
 )
 from tidings.mail.mime import MimePart, parse_mime
-from tidings.mail.threading import base_subject
+from tidings.mail.threading import ThreadMessage, base_subject, base_subject_and_reply
 
 JSON_VERSION = 1
 
@@ -126,7 +126,7 @@ def parse_date(text: str | None) -> datetime | None:
         return None
     if parsed is None:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _addresses(raw: bytes, header: HeaderBlock, name: str) -> list[MailAddress]:
@@ -223,4 +223,19 @@ def analyse(raw: bytes) -> MessageSummary:
         has_attachments=_has_attachments(parts),
         parts=parts,
         truncated=root.truncated,
+    )
+
+
+def thread_message(summary: MessageSummary, id: int, internal_date: datetime | None = None) -> ThreadMessage:
+    """The threading view of a message; the internal date stands in for a missing sent date
+    (RFC 5256 section 2.2)."""
+    _base, is_reply = base_subject_and_reply(summary.subject)
+    return ThreadMessage(
+        id=id,
+        base_subject=summary.base_subject,
+        sent_date=summary.sent_date or internal_date,
+        message_id=summary.message_id,
+        references=list(summary.references),
+        in_reply_to=summary.in_reply_to,
+        is_reply=is_reply,
     )

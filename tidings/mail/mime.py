@@ -81,7 +81,7 @@ def _parse_entity(
     parsed = parse_content_type(header.text(raw, "Content-Type"))
     if parsed is None:
         maintype, subtype = default
-        params = [("charset", "us-ascii")] if default == ("text", "plain") else []
+        params = [("charset", "US-ASCII")] if default == ("text", "plain") else []
     else:
         maintype, subtype, params = parsed
     encoding_text = header.text(raw, "Content-Transfer-Encoding")
@@ -123,7 +123,7 @@ def _parse_entity(
 
 def _make_opaque(part: MimePart, maintype: str, subtype: str) -> None:
     part.maintype, part.subtype = maintype, subtype
-    part.params = [("charset", "us-ascii")] if maintype == "text" else []
+    part.params = [("charset", "US-ASCII")] if maintype == "text" else []
 
 
 def _split_multipart(

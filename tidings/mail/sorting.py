@@ -1,0 +1,61 @@
+"""SORT keys (RFC 5256 section 3, DISPLAYFROM/DISPLAYTO from RFC 5957) from a MessageSummary.
+
+`sort_key(summary, criterion, internal_date)` returns a value that compares correctly for one
+criterion; the session combines several criteria, applies REVERSE and breaks ties by sequence
+number itself.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tidings.mail.address_list import MailAddress
+from tidings.mail.message import MessageSummary
+from tidings.mail.threading import ascii_casemap
+
+SORT_CRITERIA = ("ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO")
+_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _aware(date: datetime | None) -> datetime:
+    if date is None:
+        return _EPOCH
+    return date if date.tzinfo else date.replace(tzinfo=UTC)
+
+
+def _mailbox(addresses: list[MailAddress]) -> str:
+    """RFC 5256: the addr-mailbox (local part) of the first address, i;ascii-casemap."""
+    return ascii_casemap(addresses[0].mailbox) if addresses else ""
+
+
+def _display(addresses: list[MailAddress]) -> str:
+    """RFC 5957: the decoded display name of the first address, else its addr-spec."""
+    if not addresses:
+        return ""
+    first = addresses[0]
+    return (first.name or first.addr_spec).casefold()
+
+
+def sort_key(summary: MessageSummary, criterion: str, internal_date: datetime | None = None):
+    """The key of `summary` for one SORT criterion (without REVERSE)."""
+    criterion = criterion.upper()
+    if criterion == "ARRIVAL":
+        return _aware(internal_date)
+    if criterion == "DATE":
+        # "If the sent date cannot be determined ... the INTERNALDATE for that message is used"
+        return _aware(summary.sent_date or internal_date)
+    if criterion == "SIZE":
+        return summary.size
+    if criterion == "SUBJECT":
+        return ascii_casemap(summary.base_subject)
+    if criterion == "FROM":
+        return _mailbox(summary.from_addrs)
+    if criterion == "TO":
+        return _mailbox(summary.to_addrs)
+    if criterion == "CC":
+        return _mailbox(summary.cc_addrs)
+    if criterion == "DISPLAYFROM":
+        return _display(summary.from_addrs)
+    if criterion == "DISPLAYTO":
+        return _display(summary.to_addrs)
+    raise ValueError(f"unknown sort criterion {criterion!r}")
