@@ -21,6 +21,9 @@ from urllib.parse import unquote_to_bytes
 MAX_HEADER_FIELDS = 10_000
 # Structured values (Content-Type, address lists) longer than this are cut before parsing.
 MAX_STRUCTURED_VALUE = 128 * 1024
+# Field values handed out as text (envelope, subject, search) are cut to this many octets, so
+# one giant header line cannot blow up the stored JSON. Byte-exact extraction is unaffected.
+MAX_FIELD_TEXT = 64 * 1024
 
 # field-name = 1*ftext (printable ASCII except ":"), RFC 5322 section 3.6.8; obsolete syntax allows
 # whitespace before the colon (section 4.5).
@@ -133,7 +136,8 @@ def bytes_to_text(value: bytes) -> str:
 
 def field_text(raw: bytes, f: HeaderField) -> str:
     """A field's value unfolded and trimmed, RFC 2047 encoded words left as they are."""
-    return bytes_to_text(unfold(f.raw_value(raw)).strip(b" \t\r\n"))
+    value = raw[f.value_start : min(f.end, f.value_start + MAX_FIELD_TEXT)]
+    return bytes_to_text(unfold(value).strip(b" \t\r\n"))
 
 
 # --- RFC 2047 encoded words -------------------------------------------------------------------
