@@ -348,10 +348,14 @@ def resolve_rows(tx: Tx, address: str, depth: int = 0) -> list[str] | None:
         ).first()
         if account:
             return [account.address]
-        targets = conn.execute(select(s.aliases.c.target).where(s.aliases.c.source == candidate)).scalars().all()
+        targets = conn.execute(
+            select(s.aliases.c.target).where(s.aliases.c.source == candidate).order_by(s.aliases.c.id)
+        ).scalars().all()
         if targets:
             return _expand(tx, targets, depth)
-    catch_all = conn.execute(select(s.aliases.c.target).where(s.aliases.c.source == "@" + domain)).scalars().all()
+    catch_all = conn.execute(
+        select(s.aliases.c.target).where(s.aliases.c.source == "@" + domain).order_by(s.aliases.c.id)
+    ).scalars().all()
     if catch_all:
         return _expand(tx, catch_all, depth)
     return None
