@@ -528,6 +528,8 @@ def _section_binary(reader: Reader) -> tuple[int, ...]:
     if reader.accept(b"]"):
         return ()
     parts = reader.name("a section part").split(".")
+    if "" in parts:
+        raise Bad("Invalid section part")
     reader.expect(b"]")
     return tuple(_part_number(part) for part in parts)
 
@@ -547,6 +549,8 @@ def _section(reader: Reader) -> c.Section:
     if reader.accept(b"]"):
         return c.Section()
     components = reader.name("a section").split(".")
+    if "" in components:
+        raise Bad("Invalid section")
     part: list[int] = []
     while components and components[0][:1].isdigit():
         part.append(_part_number(components.pop(0)))
