@@ -1,0 +1,63 @@
+"""SEARCH text helpers and SORT keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tests.mail.samples import ALTERNATIVE_MESSAGE, RFC3501_ENVELOPE_MESSAGE, RFC3501_SECTIONS_MESSAGE
+from tidings.mail.message import analyse
+from tidings.mail.search_text import body_contains, header_contains, text_contains
+from tidings.mail.sorting import sort_key
+
+ALT = analyse(ALTERNATIVE_MESSAGE)
+
+
+def test_header_search_decodes_rfc2047_and_ignores_case():
+    assert header_contains(ALTERNATIVE_MESSAGE, ALT, "subject", "READ THIS YOU UNDERSTAND")
+    assert header_contains(ALTERNATIVE_MESSAGE, ALT, "From", "jørn")
+    assert header_contains(ALTERNATIVE_MESSAGE, ALT, "from", "keld@dkuug")
+    assert not header_contains(ALTERNATIVE_MESSAGE, ALT, "To", "keld")
+
+
+def test_empty_header_needle_matches_messages_having_the_field():
+    assert header_contains(ALTERNATIVE_MESSAGE, ALT, "In-Reply-To", "")
+    assert not header_contains(ALTERNATIVE_MESSAGE, ALT, "Cc", "")
+
+
+def test_body_search_decodes_quoted_printable_base64_and_charsets():
+    assert body_contains(ALTERNATIVE_MESSAGE, ALT, "CAFÉ IST")  # QP + ISO-8859-1, soft line break
+    assert body_contains(ALTERNATIVE_MESSAGE, ALT, "<p>grüße")  # base64 + UTF-8
+    assert not body_contains(ALTERNATIVE_MESSAGE, ALT, "Keld")  # header only
+
+
+def test_body_search_covers_nested_messages_but_not_binary_parts():
+    summary = analyse(RFC3501_SECTIONS_MESSAGE)
+    assert body_contains(RFC3501_SECTIONS_MESSAGE, summary, "plain alt")
+    assert not body_contains(RFC3501_SECTIONS_MESSAGE, summary, "R0lGODlh")
+
+
+def test_text_search_covers_header_and_body():
+    assert text_contains(ALTERNATIVE_MESSAGE, ALT, "keith moore")
+    assert text_contains(ALTERNATIVE_MESSAGE, ALT, "köln")
+    assert not text_contains(ALTERNATIVE_MESSAGE, ALT, "nowhere to be found")
+
+
+def test_sort_keys_follow_rfc5256_and_rfc5957():
+    summary = analyse(RFC3501_ENVELOPE_MESSAGE)
+    internal = datetime(2000, 1, 1, tzinfo=UTC)
+    assert sort_key(summary, "ARRIVAL", internal) == internal
+    assert sort_key(summary, "DATE", internal) == datetime(1996, 7, 17, 9, 23, 25, tzinfo=UTC)
+    assert sort_key(summary, "FROM") == "GRAY"
+    assert sort_key(summary, "TO") == "IMAP"
+    assert sort_key(summary, "CC") == "MINUTES"
+    assert sort_key(summary, "SIZE") == len(RFC3501_ENVELOPE_MESSAGE)
+    assert sort_key(summary, "SUBJECT") == "IMAP4REV1 WG MTG SUMMARY AND MINUTES"
+    assert sort_key(summary, "DISPLAYFROM") == "terry gray"
+    assert sort_key(summary, "DISPLAYTO") == "imap@cac.washington.edu"
+
+
+def test_sort_date_falls_back_to_internal_date():
+    summary = analyse(b"Subject: x\r\n\r\n")
+    internal = datetime(2000, 1, 1, tzinfo=UTC)
+    assert sort_key(summary, "DATE", internal) == internal
+    assert sort_key(summary, "FROM") == "" and sort_key(summary, "DISPLAYTO") == ""
