@@ -233,3 +233,9 @@ def test_json_round_trip_keeps_everything():
 def test_attachment_detection_ignores_plain_alternatives():
     assert not analyse(ALTERNATIVE_MESSAGE).has_attachments
     assert analyse(RFC3501_SECTIONS_MESSAGE).has_attachments  # forwarded messages
+    forwarded_first = crlf(
+        "Content-Type: multipart/mixed; boundary=b\n\n"
+        "--b\nContent-Type: message/rfc822\n\nSubject: s\n\nx\n--b--\n"
+    )
+    assert analyse(forwarded_first).has_attachments
+    assert not analyse(crlf("Content-Type: message/rfc822\n\nSubject: s\n\nx\n")).has_attachments

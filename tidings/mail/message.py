@@ -191,7 +191,7 @@ def _has_attachments(parts: dict[str, PartInfo]) -> bool:
             return True
         if info.filename and info.disposition != "inline" and not info.is_multipart:
             return True
-        if info.message_body_start is not None and info.section != "1":
+        if info.message_body_start is not None and info.header_start > 0:  # not the message itself
             return True
     return False
 
