@@ -1,0 +1,400 @@
+"""One POP3 connection: the RFC 1939 state machine AUTHORIZATION -> TRANSACTION -> UPDATE.
+
+Commands come from `parser.parse_command`; each handler is registered with the states it is legal
+in (`@command(Stat, TRANSACTION)`), so "what may the client do now" lives in `HANDLERS` alone.
+Handlers write their replies or raise `Refused`, which the loop turns into `-ERR [code] text`.
+
+Decisions (see also the module docstrings of maildrop.py and wire.py):
+- The maildrop is the account's INBOX, snapshotted at login; one session per maildrop per node
+  (`maildrop.LOCKS`), a second login gets `-ERR [IN-USE]` (RFC 2449 section 8.1.1).
+- Nothing changes in the store before QUIT in TRANSACTION state (UPDATE, RFC 1939 section 6): then
+  messages marked with DELE are removed and messages sent in full by RETR get \\Seen (as Dovecot
+  does by default). A dropped connection or an idle timeout changes nothing.
+- Sizes (STAT, LIST, the RETR reply) are the stored octet counts. Messages are sent with CRLF line
+  ends and byte-stuffing; a stored message with bare LF line ends therefore goes out a few octets
+  longer than its reported size (SMTP and IMAP APPEND deliver CRLF, so this is rare).
+- Login needs TLS unless `config.auth.allow_plaintext`: before STLS, USER/PASS/AUTH answer
+  `-ERR [AUTH]` and CAPA does not list USER or SASL (RFC 2595 section 2.1 / RFC 2449 section 6).
+- A message expunged over IMAP during the session keeps its number; RETR/TOP of it answer -ERR.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from enum import Enum
+
+from tidings.auth.sasl import SaslError, b64decode_strict, decode_plain
+from tidings.notify import Waiter
+from tidings.pop3 import parser as p
+from tidings.pop3.errors import Refused
+from tidings.pop3.maildrop import LOCKS, Maildrop
+from tidings.pop3.stream import LineStream, LineTooLong
+from tidings.pop3.wire import multiline, multiline_lines, status, top_of, with_crlf
+from tidings.store import StoreError
+
+log = logging.getLogger(__name__)
+
+IMPLEMENTATION = "Tidings"
+SASL_MECHANISMS = ("PLAIN",)
+TLS_HANDSHAKE_TIMEOUT = 30.0
+
+
+class State(Enum):
+    AUTHORIZATION = "authorization"
+    TRANSACTION = "transaction"
+    CLOSED = "closed"  # after QUIT (UPDATE done) or a fatal error: the loop ends
+
+
+AUTHORIZATION = State.AUTHORIZATION
+TRANSACTION = State.TRANSACTION
+
+Handler = Callable[["Session", p.Command], Awaitable[None]]
+HANDLERS: dict[type[p.Command], tuple[Handler, frozenset[State]]] = {}
+
+
+def command(kind: type[p.Command], *states: State) -> Callable[[Handler], Handler]:
+    """Register a handler for a command class, legal in `states`."""
+
+    def register(handler: Handler) -> Handler:
+        HANDLERS[kind] = (handler, frozenset(states))
+        return handler
+
+    return register
+
+
+class Session:
+    def __init__(self, app, stream: LineStream, *, starttls_offered: bool) -> None:
+        self.app = app
+        self.store = app.store
+        self.config = app.config
+        self.stream = stream
+        self.starttls_offered = starttls_offered
+        self.state = AUTHORIZATION
+        self.pending_user: str | None = None
+        self.maildrop: Maildrop | None = None
+        self.waiter: Waiter | None = None
+        self.peer = stream.peer_host
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            self.reply(True, f"{IMPLEMENTATION} POP3 server ready")
+            while self.state is not State.CLOSED:
+                if not self.stream.has_line():
+                    await self.stream.flush()
+                try:
+                    line = await self.stream.read_line(self.config.limits.idle_timeout)
+                except LineTooLong as too_long:
+                    self.reply(False, "line too long")
+                    if too_long.fatal:
+                        break
+                    continue
+                except TimeoutError:
+                    # RFC 1939 section 3: autologout timer; the session ends without UPDATE.
+                    self.reply(False, "autologout: idle for too long")
+                    break
+                if line is None:
+                    break
+                await self.execute(line)
+            await self.stream.flush()
+        except (ConnectionError, OSError) as error:
+            log.debug("pop3 connection from %s ended: %s", self.peer, error)
+        finally:
+            self._release()
+            await self.stream.close()
+
+    async def execute(self, line: bytes) -> None:
+        try:
+            cmd = p.parse_command(line)
+            handler, states = HANDLERS[type(cmd)]
+            if self.state not in states:
+                raise Refused(f"{cmd.keyword} is not allowed in the {self.state.value} state")
+            await handler(self, cmd)
+        except p.ParseError as error:
+            self.reply(False, str(error))
+        except Refused as refused:
+            self.reply(False, refused.text, refused.code)
+            if refused.close:
+                self.state = State.CLOSED
+        except StoreError as error:
+            log.warning("pop3 store error for %s: %s", self.peer, error)
+            self.reply(False, "temporary problem with the maildrop, try again later", "SYS/TEMP")
+        except (ConnectionError, OSError):
+            raise
+        except Exception:
+            # A bug must cost the client one command, not the connection (and never the server).
+            log.exception("pop3 command failed for %s", self.peer)
+            self.reply(False, "internal error", "SYS/TEMP")
+
+    def reply(self, ok: bool, text: str = "", code: str | None = None) -> None:
+        self.stream.write(status(ok, text, code))
+
+    def _release(self) -> None:
+        if self.waiter is not None:
+            self.waiter.close()
+            self.waiter = None
+        if self.maildrop is not None:
+            LOCKS.release(self.config.database_url, self.maildrop.account_id)
+            self.maildrop = None
+
+    # -- login ---------------------------------------------------------------------------------
+
+    @property
+    def login_allowed(self) -> bool:
+        """RFC 2595 section 2.1: no clear-text passwords over an unprotected connection by default."""
+        return self.stream.tls_active or self.config.auth.allow_plaintext
+
+    def _require_login_allowed(self) -> None:
+        if not self.login_allowed:
+            raise Refused("log in after STLS: plaintext authentication is disabled", "AUTH")
+
+    async def login(self, user: str, password: str) -> None:
+        """Check credentials, lock and snapshot the maildrop, enter TRANSACTION (RFC 1939 section 4)."""
+        throttle = self.app.throttle
+        if throttle.is_blocked(self.peer, user):
+            # Refused without looking at the password, so guessing costs the attacker time, not us CPU.
+            raise Refused("too many failed logins, try again later", "AUTH")
+        account = await self.store.accounts.authenticate(user, password)
+        if account is None:
+            throttle.record_failure(self.peer, user)
+            raise Refused("invalid user name or password", "AUTH")
+        throttle.record_success(self.peer, user)
+        database = self.config.database_url
+        if not LOCKS.acquire(database, account.id):
+            raise Refused("maildrop is already in use by another session", "IN-USE")
+        try:
+            inbox = await self.store.mailboxes.get(account.id, "INBOX")
+            # Subscribe before the snapshot so no expunge between the two goes unnoticed.
+            self.waiter = Waiter(self.store.hub, account.id)
+            box, refs = await self.store.mailboxes.messages(inbox.id)
+        except BaseException:
+            if self.waiter is not None:
+                self.waiter.close()
+                self.waiter = None
+            LOCKS.release(database, account.id)
+            raise
+        self.maildrop = Maildrop(account.id, box, refs)
+        self.state = TRANSACTION
+        count, octets = self.maildrop.totals()
+        self.reply(True, f"maildrop has {count} messages ({octets} octets)")
+
+
+# -- AUTHORIZATION state --------------------------------------------------------------------------
+
+
+@command(p.Capa, AUTHORIZATION, TRANSACTION)
+async def capa(session: Session, cmd: p.Capa) -> None:
+    """RFC 2449 section 5: the capabilities valid in the current state, honestly."""
+    lines = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER", "LOGIN-DELAY 0"]
+    if session.state is AUTHORIZATION:
+        if session.starttls_offered and not session.stream.tls_active:
+            lines.append("STLS")
+        if session.login_allowed:
+            lines.append("USER")
+            lines.append("SASL " + " ".join(SASL_MECHANISMS))
+    lines.append(f"IMPLEMENTATION {IMPLEMENTATION}")
+    session.reply(True, "capability list follows")
+    session.stream.write(multiline_lines(lines))
+
+
+@command(p.Stls, AUTHORIZATION)
+async def stls(session: Session, cmd: p.Stls) -> None:
+    """RFC 2595 section 4: only in AUTHORIZATION, only once, only on the plain listener."""
+    if not session.starttls_offered:
+        raise Refused("STLS is not available on this port")
+    if session.stream.tls_active:
+        raise Refused("TLS is already active")
+    session.reply(True, "begin TLS negotiation")
+    await session.stream.flush()
+    try:
+        await session.stream.start_tls(session.app.tls, TLS_HANDSHAKE_TIMEOUT)
+    except Exception as error:  # a failed handshake leaves nothing to talk over
+        log.info("pop3 STLS handshake with %s failed: %s", session.peer, error)
+        session.state = State.CLOSED
+        return
+    # Forget everything learnt before TLS (RFC 2595 section 4: the client discards it too).
+    session.pending_user = None
+
+
+@command(p.User, AUTHORIZATION)
+async def user(session: Session, cmd: p.User) -> None:
+    """RFC 1939 section 7. The answer never tells whether the user exists."""
+    session.pending_user = None
+    session._require_login_allowed()
+    session.pending_user = cmd.name
+    session.reply(True, "send PASS")
+
+
+@command(p.Pass, AUTHORIZATION)
+async def pass_(session: Session, cmd: p.Pass) -> None:
+    """RFC 1939 section 7: PASS right after a successful USER."""
+    name, session.pending_user = session.pending_user, None
+    session._require_login_allowed()
+    if name is None:
+        raise Refused("USER first")
+    await session.login(name, cmd.password)
+
+
+@command(p.Auth, AUTHORIZATION)
+async def auth(session: Session, cmd: p.Auth) -> None:
+    """RFC 5034 section 4: AUTH mechanism [initial-response]; "AUTH" alone lists the mechanisms."""
+    session.pending_user = None
+    if cmd.mechanism is None:
+        if not session.login_allowed:
+            raise Refused("log in after STLS: plaintext authentication is disabled", "AUTH")
+        session.reply(True, "supported mechanisms follow")
+        session.stream.write(multiline_lines(list(SASL_MECHANISMS)))
+        return
+    session._require_login_allowed()
+    if cmd.mechanism not in SASL_MECHANISMS:
+        raise Refused(f"unsupported SASL mechanism {cmd.mechanism}")
+    response = cmd.initial_response
+    if response is None:
+        session.stream.write(b"+ \r\n")  # empty challenge: PLAIN is client-first
+        await session.stream.flush()
+        try:
+            line = await session.stream.read_line(session.config.limits.idle_timeout)
+        except LineTooLong as too_long:
+            raise Refused("SASL response too long", close=too_long.fatal) from None
+        if line is None:
+            session.state = State.CLOSED
+            return
+        response = p.parse_sasl_response(line)
+        if response is None:
+            raise Refused("authentication cancelled")
+    try:
+        authzid, authcid, password = decode_plain(b64decode_strict(response))
+    except SaslError as error:
+        raise Refused(f"bad PLAIN response: {error}") from None
+    if authzid and authzid.lower() != authcid.lower():
+        # We have no proxy-authorization: acting as someone else is refused outright.
+        raise Refused("authorization identity must be empty or the user name", "AUTH")
+    await session.login(authcid, password)
+
+
+# -- both states ----------------------------------------------------------------------------------
+
+
+@command(p.Quit, AUTHORIZATION, TRANSACTION)
+async def quit_(session: Session, cmd: p.Quit) -> None:
+    """RFC 1939 section 6: in TRANSACTION, QUIT enters UPDATE — the only time the store changes."""
+    maildrop = session.maildrop
+    session.state = State.CLOSED
+    if maildrop is None:
+        session.reply(True, "bye")
+        return
+    store = session.store.mailboxes
+    try:
+        seen = maildrop.seen_uids()
+        if seen:
+            await store.store_flags(maildrop.account_id, maildrop.mailbox_id, seen, "add", ["\\Seen"])
+        doomed = maildrop.deleted_uids()
+        if doomed:
+            await store.delete_messages(maildrop.account_id, maildrop.mailbox_id, doomed)
+    except StoreError as error:
+        log.warning("pop3 UPDATE failed for account %s: %s", maildrop.account_id, error)
+        session.reply(False, "some deleted messages were not removed", "SYS/TEMP")
+        return
+    count, _ = maildrop.totals()
+    session.reply(True, f"bye ({count} messages left)")
+
+
+# -- TRANSACTION state ----------------------------------------------------------------------------
+
+
+def _maildrop(session: Session) -> Maildrop:
+    assert session.maildrop is not None  # TRANSACTION state implies a maildrop
+    return session.maildrop
+
+
+@command(p.Stat, TRANSACTION)
+async def stat(session: Session, cmd: p.Stat) -> None:
+    """RFC 1939 section 5: "+OK count octets", deleted messages not counted."""
+    count, octets = _maildrop(session).totals()
+    session.reply(True, f"{count} {octets}")
+
+
+@command(p.List, TRANSACTION)
+async def list_(session: Session, cmd: p.List) -> None:
+    """RFC 1939 section 5: scan listing of one message or all that are not deleted."""
+    maildrop = _maildrop(session)
+    if cmd.number is not None:
+        message = maildrop.message(cmd.number)
+        session.reply(True, f"{message.number} {message.size}")
+        return
+    count, octets = maildrop.totals()
+    session.reply(True, f"{count} messages ({octets} octets)")
+    session.stream.write(multiline_lines([f"{m.number} {m.size}" for m in maildrop.present()]))
+
+
+@command(p.Uidl, TRANSACTION)
+async def uidl(session: Session, cmd: p.Uidl) -> None:
+    """RFC 1939 section 7: unique-id listing."""
+    maildrop = _maildrop(session)
+    if cmd.number is not None:
+        message = maildrop.message(cmd.number)
+        session.reply(True, f"{message.number} {message.unique_id}")
+        return
+    session.reply(True, "unique-id listing follows")
+    session.stream.write(multiline_lines([f"{m.number} {m.unique_id}" for m in maildrop.present()]))
+
+
+async def _content(session: Session, number: int) -> tuple[int, bytes]:
+    """The numbered message's size and CRLF content; -ERR if it vanished (expunged over IMAP)."""
+    maildrop = _maildrop(session)
+    message = maildrop.message(number)
+    waiter = session.waiter
+    if waiter is not None and waiter.pending:
+        waiter.clear()
+        changes = await session.store.mailboxes.changes_since(maildrop.mailbox_id, maildrop.modseq)
+        maildrop.mark_vanished(changes.expunged)
+    if message.vanished:
+        raise Refused(f"message {number} was removed by another session")
+    try:
+        raw = await session.store.mailboxes.read_blob(message.blob_hash)
+    except OSError:
+        log.warning("pop3: blob %s of message uid %s is missing", message.blob_hash, message.uid)
+        raise Refused(f"message {number} is not available", "SYS/TEMP") from None
+    return message.size, with_crlf(raw)
+
+
+@command(p.Retr, TRANSACTION)
+async def retr(session: Session, cmd: p.Retr) -> None:
+    """RFC 1939 section 5: the whole message, byte-stuffed; it gets \\Seen at QUIT."""
+    size, content = await _content(session, cmd.number)
+    session.reply(True, f"{size} octets")
+    session.stream.write(multiline(content))
+    _maildrop(session).message(cmd.number).retrieved = True
+    await session.stream.flush()  # a large message: let the transport push back
+
+
+@command(p.Top, TRANSACTION)
+async def top(session: Session, cmd: p.Top) -> None:
+    """RFC 1939 section 7: the header, the blank line and the first n body lines."""
+    _, content = await _content(session, cmd.number)
+    session.reply(True, "top of message follows")
+    session.stream.write(multiline(top_of(content, cmd.lines)))
+
+
+@command(p.Dele, TRANSACTION)
+async def dele(session: Session, cmd: p.Dele) -> None:
+    """RFC 1939 section 5: mark deleted; removed only at QUIT."""
+    _maildrop(session).delete(cmd.number)
+    session.reply(True, f"message {cmd.number} deleted")
+
+
+@command(p.Rset, TRANSACTION)
+async def rset(session: Session, cmd: p.Rset) -> None:
+    """RFC 1939 section 5: unmark every message marked deleted."""
+    maildrop = _maildrop(session)
+    maildrop.reset()
+    count, octets = maildrop.totals()
+    session.reply(True, f"maildrop has {count} messages ({octets} octets)")
+
+
+@command(p.Noop, TRANSACTION)
+async def noop(session: Session, cmd: p.Noop) -> None:
+    """RFC 1939 section 5."""
+    session.reply(True)
