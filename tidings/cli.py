@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     dkim.add_argument("domain")
     dkim.add_argument("--selector", default="tidings")
 
-    user = sub.add_parser("user", parents=[common], help="manage users").add_subparsers(dest="action", required=True)
+    user = sub.add_parser("user", parents=[common], help="manage users").add_subparsers(
+        dest="action", required=True
+    )
     add = user.add_parser("add", parents=[common])
     add.add_argument("address")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
@@ -130,7 +132,7 @@ async def _dispatch(args, config: Config, store: Store) -> int:
             domain = await accounts.get_domain(args.domain)
             private_pem, record = make_key()
             await accounts.set_dkim(domain.name, args.selector, private_pem)
-            print(f"{args.selector}._domainkey.{domain.name}. IN TXT \"{record}\"")
+            print(f'{args.selector}._domainkey.{domain.name}. IN TXT "{record}"')
     elif cmd == "user":
         if action == "add":
             quota = parse_size(args.quota) if args.quota else None
@@ -168,7 +170,9 @@ async def _dispatch(args, config: Config, store: Store) -> int:
             for e in entries:
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.next_attempt_at))
                 pending = ", ".join(r.address for r in e.pending)
-                print(f"{e.id}  from <{e.sender}>  to {pending}  size {e.size}  attempts {e.attempts}  next {when}")
+                state = "scheduled" if e.release_at > time.time() and e.attempts == 0 else "next attempt"
+                print(f"{e.id}  from <{e.sender}>  to {pending}  size {e.size}  attempts {e.attempts}")
+                print(f"    {state} {when}")
                 if e.last_error:
                     print(f"    last error: {e.last_error}")
             print(f"{len(entries)} message(s) in the queue")

@@ -41,6 +41,9 @@ Example file (every key optional)::
     routes = { "b.test" = "127.0.0.3:2525" }     # static next hops, bypass MX lookup
     dns_resolver = ""           # "host:port" to use a specific DNS server
     require_tls = false
+    connect_timeout = 30
+    poll_interval = 5           # longest sleep between queue scans
+    lease = 120                 # seconds a claimed entry stays ours; renewed while delivering
 
     [auth]
     max_failures_per_ip = 10     # within window
@@ -147,6 +150,8 @@ class QueueSettings:
     require_tls: bool = False
     connect_timeout: float = 30.0
     poll_interval: float = 5.0
+    # A claimed entry is ours for this long (renewed while delivering); after a crash it becomes due again.
+    lease: float = 120.0
 
 
 @dataclass
@@ -277,7 +282,15 @@ def _from_dict(raw: dict, base: Path) -> Config:
     kwargs["limits"] = limits
     queue = QueueSettings()
     for key, value in raw.get("queue", {}).items():
-        if key in ("lifetime", "delay_warning", "retry_base", "retry_max", "connect_timeout", "poll_interval"):
+        if key in (
+            "lifetime",
+            "delay_warning",
+            "retry_base",
+            "retry_max",
+            "connect_timeout",
+            "poll_interval",
+            "lease",
+        ):
             setattr(queue, key, parse_duration(value))
         elif key == "per_domain_concurrency":
             queue.per_domain_concurrency = int(value)

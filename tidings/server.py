@@ -145,4 +145,4 @@ class Server:
 
 
 def _bound(server: asyncio.base_events.Server) -> str:
-    return ", ".join("%s:%s" % sock.getsockname()[:2] for sock in server.sockets)
+    return ", ".join("{}:{}".format(*sock.getsockname()[:2]) for sock in server.sockets)

@@ -24,13 +24,19 @@ def tidings(tmp_path):
     lines = [f'data_dir = "{tmp_path / "data"}"', 'hostname = "mail.example.test"']
     if database:
         lines.append(f'database = "{database}"')
-    lines += ["[listen]"] + [f'{name} = ["127.0.0.1:0"]' for name in
-                             ("smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps")]
+    lines += ["[listen]"] + [
+        f'{name} = ["127.0.0.1:0"]'
+        for name in ("smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps")
+    ]
     config.write_text("\n".join(lines) + "\n")
 
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [*TIDINGS, "--config", str(config), *args], input=stdin, capture_output=True, text=True, timeout=60
+            [*TIDINGS, "--config", str(config), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     run.config = config
@@ -40,14 +46,21 @@ def tidings(tmp_path):
 def test_domain_user_alias_lifecycle(tidings):
     assert tidings("domain", "add", "example.org").returncode == 0
     assert "example.org" in tidings("domain", "list").stdout
-    added = tidings("user", "add", "alice@example.org", "--password-stdin", "--quota", "10M", stdin="long secret 1\n")
+    added = tidings(
+        "user", "add", "alice@example.org", "--password-stdin", "--quota", "10M", stdin="long secret 1\n"
+    )
     assert added.returncode == 0, added.stderr
     listing = tidings("user", "list").stdout
     assert "alice@example.org" in listing and "10.0 MiB" in listing
     assert tidings("alias", "add", "info@example.org", "alice@example.org").returncode == 0
     assert tidings("alias", "add", "@example.org", "alice@example.org").returncode == 0
     assert "info@example.org -> alice@example.org" in tidings("alias", "list").stdout
-    assert tidings("user", "passwd", "alice@example.org", "--password-stdin", stdin="other secret 2\n").returncode == 0
+    assert (
+        tidings(
+            "user", "passwd", "alice@example.org", "--password-stdin", stdin="other secret 2\n"
+        ).returncode
+        == 0
+    )
     assert tidings("user", "remove", "alice@example.org").returncode == 0
     assert "alice@example.org" not in tidings("user", "list").stdout
 
@@ -59,7 +72,11 @@ def test_domain_user_alias_lifecycle(tidings):
         (("user", "add", "not-an-address", "--password-stdin"), "long secret 1\n", "no @domain"),
         (("user", "add", "bob@example.org", "--password-stdin"), "\n", "empty"),
         (("user", "add", "bob@example.org", "--password-stdin"), "short\n", "shorter than"),
-        (("user", "add", "bob@example.org", "--password-stdin", "--quota", "lots"), "long secret 1\n", "not a size"),
+        (
+            ("user", "add", "bob@example.org", "--password-stdin", "--quota", "lots"),
+            "long secret 1\n",
+            "not a size",
+        ),
         (("domain", "add", "bad_domain!"), None, "invalid domain"),
         (("domain", "remove", "nowhere.org"), None, "unknown domain"),
         (("alias", "add", "x@nowhere.org", "bob@example.org"), None, "unknown domain"),
@@ -77,7 +94,9 @@ def test_bad_input_gives_one_clear_error_and_changes_nothing(tidings, args, stdi
 
 def test_duplicate_user_is_refused(tidings):
     tidings("domain", "add", "example.org")
-    assert tidings("user", "add", "bob@example.org", "--password-stdin", stdin="long secret 1\n").returncode == 0
+    assert (
+        tidings("user", "add", "bob@example.org", "--password-stdin", stdin="long secret 1\n").returncode == 0
+    )
     again = tidings("user", "add", "bob@example.org", "--password-stdin", stdin="long secret 1\n")
     assert again.returncode == 1 and "already exists" in again.stderr
 
@@ -86,13 +105,17 @@ def test_dkim_prints_a_dns_record(tidings):
     tidings("domain", "add", "example.org")
     result = tidings("domain", "dkim", "example.org", "--selector", "s1")
     assert result.returncode == 0
-    assert result.stdout.startswith("s1._domainkey.example.org. IN TXT \"v=DKIM1; k=rsa; p=")
+    assert result.stdout.startswith('s1._domainkey.example.org. IN TXT "v=DKIM1; k=rsa; p=')
     assert "DKIM selector s1" in tidings("domain", "list").stdout
 
 
 def test_status_shows_a_running_servers_listeners(tidings):
-    proc = subprocess.Popen([*TIDINGS, "--config", str(tidings.config), "serve"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*TIDINGS, "--config", str(tidings.config), "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         status_file = Path(tidings.config).parent / "data" / "status.json"
         deadline = time.time() + 30
@@ -114,8 +137,13 @@ def test_status_shows_a_running_servers_listeners(tidings):
 
 
 def test_serve_creates_the_default_domain_and_a_certificate(tidings, tmp_path):
-    proc = subprocess.Popen([*TIDINGS, "--config", str(tidings.config), "serve"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ})
+    proc = subprocess.Popen(
+        [*TIDINGS, "--config", str(tidings.config), "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ},
+    )
     try:
         status_file = tmp_path / "data" / "status.json"
         deadline = time.time() + 30

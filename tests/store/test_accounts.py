@@ -46,7 +46,10 @@ def test_weak_passwords_are_refused(store, run, password):
         run(store.accounts.add_user("bob@example.org", password))
 
 
-@pytest.mark.parametrize("address", ["bob", "@example.org", "bob@", "bo b@example.org", "bob@exa_mple.org", "a" * 65 + "@example.org"])
+@pytest.mark.parametrize(
+    "address",
+    ["bob", "@example.org", "bob@", "bo b@example.org", "bob@exa_mple.org", "a" * 65 + "@example.org"],
+)
 def test_malformed_addresses_are_refused(store, run, address):
     run(store.accounts.add_domain("example.org"))
     with pytest.raises(BadAddress):

@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from tidings.config import Config, Limits, QueueSettings, AuthSettings
+from tidings.config import AuthSettings, Config, Limits, QueueSettings
 from tidings.server import Server
 
 ALL_LISTENERS = ("smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps")
@@ -35,8 +35,16 @@ def fresh_database_url() -> str:
 
 
 class RunningServer:
-    def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", domain: str = "example.test",
-                 listeners=ALL_LISTENERS, database: str | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        domain: str = "example.test",
+        listeners=ALL_LISTENERS,
+        database: str | None = None,
+        **overrides: Any,
+    ) -> None:
         self.host = host
         limits = overrides.pop("limits", Limits())
         queue = overrides.pop("queue", QueueSettings(poll_interval=0.2, retry_base=1.0, retry_max=5.0))
@@ -57,7 +65,7 @@ class RunningServer:
         self._thread = threading.Thread(target=self.loop.run_forever, name="tidings-test-server", daemon=True)
         self.ports: dict[str, int] = {}
 
-    def start(self) -> "RunningServer":
+    def start(self) -> RunningServer:
         self._thread.start()
         self.call(self.server.start())
         self.ports = {name: addrs[0][1] for name, addrs in self.server.bound_ports().items()}

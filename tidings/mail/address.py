@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_LOCAL_DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+)*$")
+_LOCAL_DOT_ATOM = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+)*$"
+)
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -62,7 +64,7 @@ def parse_address(text: str) -> Address:
     if len(local) > 64:
         raise BadAddress("local part longer than 64 octets")
     if local.startswith('"') and local.endswith('"') and len(local) >= 2:
-        if any(c in local[1:-1] for c in '\r\n\0'):
+        if any(c in local[1:-1] for c in "\r\n\0"):
             raise BadAddress("invalid quoted local part")
     elif not _LOCAL_DOT_ATOM.match(local):
         raise BadAddress(f"invalid local part {local!r}")

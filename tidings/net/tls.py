@@ -22,7 +22,7 @@ def ensure_self_signed(cert_path: Path, key_path: Path, hostname: str) -> bool:
     key_path.parent.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64] or "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     alt_names: list[x509.GeneralName] = [x509.DNSName(hostname or "localhost"), x509.DNSName("localhost")]
     alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     cert = (

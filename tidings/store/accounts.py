@@ -156,6 +156,7 @@ class Accounts:
                     used_bytes=0,
                     created_at=time.time(),
                     disabled=False,
+                    last_uidvalidity=0,
                 )
             )
             account_id = result.inserted_primary_key[0]
@@ -172,7 +173,9 @@ class Accounts:
 
         def op(tx: Tx) -> None:
             result = tx.conn.execute(
-                update(s.accounts).where(s.accounts.c.address == str(addr)).values(password_hash=password_hash)
+                update(s.accounts)
+                .where(s.accounts.c.address == str(addr))
+                .values(password_hash=password_hash)
             )
             if result.rowcount == 0:
                 raise NotFound(f"unknown user {addr}")
@@ -276,7 +279,9 @@ class Accounts:
                 raise AlreadyExists(f"{source_norm} is a user, not an alias")
             for target in target_norms:
                 exists = tx.conn.execute(
-                    select(s.aliases.c.id).where(s.aliases.c.source == source_norm, s.aliases.c.target == target)
+                    select(s.aliases.c.id).where(
+                        s.aliases.c.source == source_norm, s.aliases.c.target == target
+                    )
                 ).first()
                 if exists:
                     raise AlreadyExists(f"alias {source_norm} -> {target} already exists")
@@ -286,13 +291,17 @@ class Accounts:
 
     async def list_aliases(self) -> list[tuple[str, str]]:
         def op(tx: Tx):
-            rows = tx.conn.execute(select(s.aliases.c.source, s.aliases.c.target).order_by(s.aliases.c.source))
+            rows = tx.conn.execute(
+                select(s.aliases.c.source, s.aliases.c.target).order_by(s.aliases.c.source)
+            )
             return [(r.source, r.target) for r in rows]
 
         return await self.db.read(op)
 
     async def remove_alias(self, source: str, target: str | None = None) -> None:
-        source_norm = "@" + normalise_domain(source[1:]) if source.startswith("@") else str(parse_address(source))
+        source_norm = (
+            "@" + normalise_domain(source[1:]) if source.startswith("@") else str(parse_address(source))
+        )
 
         def op(tx: Tx) -> None:
             query = delete(s.aliases).where(s.aliases.c.source == source_norm)
@@ -344,18 +353,28 @@ def resolve_rows(tx: Tx, address: str, depth: int = 0) -> list[str] | None:
         candidates.append(local.split("+", 1)[0] + "@" + domain)
     for candidate in candidates:
         account = conn.execute(
-            select(s.accounts.c.address).where(s.accounts.c.address == candidate, s.accounts.c.disabled.is_(False))
+            select(s.accounts.c.address).where(
+                s.accounts.c.address == candidate, s.accounts.c.disabled.is_(False)
+            )
         ).first()
         if account:
             return [account.address]
-        targets = conn.execute(
-            select(s.aliases.c.target).where(s.aliases.c.source == candidate).order_by(s.aliases.c.id)
-        ).scalars().all()
+        targets = (
+            conn.execute(
+                select(s.aliases.c.target).where(s.aliases.c.source == candidate).order_by(s.aliases.c.id)
+            )
+            .scalars()
+            .all()
+        )
         if targets:
             return _expand(tx, targets, depth)
-    catch_all = conn.execute(
-        select(s.aliases.c.target).where(s.aliases.c.source == "@" + domain).order_by(s.aliases.c.id)
-    ).scalars().all()
+    catch_all = (
+        conn.execute(
+            select(s.aliases.c.target).where(s.aliases.c.source == "@" + domain).order_by(s.aliases.c.id)
+        )
+        .scalars()
+        .all()
+    )
     if catch_all:
         return _expand(tx, catch_all, depth)
     return None
@@ -377,7 +396,11 @@ def _expand(tx: Tx, targets: list[str], depth: int) -> list[str] | None:
 
 
 def _delete_account_rows(tx: Tx, account_id: int) -> None:
-    mailbox_ids = tx.conn.execute(select(s.mailboxes.c.id).where(s.mailboxes.c.account_id == account_id)).scalars().all()
+    mailbox_ids = (
+        tx.conn.execute(select(s.mailboxes.c.id).where(s.mailboxes.c.account_id == account_id))
+        .scalars()
+        .all()
+    )
     if mailbox_ids:
         tx.conn.execute(delete(s.mailbox_messages).where(s.mailbox_messages.c.mailbox_id.in_(mailbox_ids)))
         tx.conn.execute(delete(s.expunged).where(s.expunged.c.mailbox_id.in_(mailbox_ids)))

@@ -11,6 +11,7 @@ what lets many SMTP sessions be acknowledged per disk flush.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -75,10 +76,8 @@ class BlobStore:
         return self.path_of(digest).exists()
 
     def delete(self, digest: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path_of(digest).unlink()
-        except FileNotFoundError:
-            pass
 
     def all_hashes(self):
         """Every stored blob id (for compaction of unreferenced blobs)."""

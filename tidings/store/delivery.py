@@ -15,10 +15,10 @@ from sqlalchemy import select
 from tidings.mail.ingest import PreparedMessage, prepare
 from tidings.notify import Change, Hub
 from tidings.store import schema as s
+from tidings.store.blobs import BlobStore
 from tidings.store.database import Database, OverQuota, Tx
 from tidings.store.mailboxes import charge_quota, find_mailbox_row, insert_into_mailbox, message_row, publish
 from tidings.store.queue import enqueue_rows
-from tidings.store.blobs import BlobStore
 
 
 @dataclass
@@ -44,8 +44,15 @@ class AcceptResult:
     queue_id: int | None
 
 
-def deliver_local_rows(tx: Tx, hub: Hub, node_id: str, message: PreparedMessage, address: str,
-                       mailbox: str = "INBOX", flags: str = "") -> bool:
+def deliver_local_rows(
+    tx: Tx,
+    hub: Hub,
+    node_id: str,
+    message: PreparedMessage,
+    address: str,
+    mailbox: str = "INBOX",
+    flags: str = "",
+) -> bool:
     """Put a prepared message into an account's mailbox; False when over quota. Runs in a savepoint-free
     way: the quota check happens before any insert for this recipient."""
     account = tx.conn.execute(select(s.accounts.c.id).where(s.accounts.c.address == address)).first()
@@ -105,8 +112,9 @@ class Delivery:
 
         return await self.db.write(op)
 
-    async def deliver_local(self, address: str, raw: bytes, blob_hash: str | None = None,
-                            mailbox: str = "INBOX") -> bool:
+    async def deliver_local(
+        self, address: str, raw: bytes, blob_hash: str | None = None, mailbox: str = "INBOX"
+    ) -> bool:
         """Deliver one stored message to one local account (queue worker, rules). False: over quota."""
         blob_hash = blob_hash or await self.blobs.put(raw)
         message = prepare(raw, blob_hash)

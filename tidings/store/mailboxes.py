@@ -163,9 +163,12 @@ def _refs_query(mailbox_id: int):
 
 def create_mailbox_rows(tx: Tx, account_id: int, name: str, special_use: str | None) -> int:
     last = tx.conn.execute(
-        select(func.max(s.mailboxes.c.uidvalidity)).where(s.mailboxes.c.account_id == account_id)
-    ).scalar()
+        select(s.accounts.c.last_uidvalidity).where(s.accounts.c.id == account_id)
+    ).scalar_one()
     uidvalidity = max(int(time.time()), (last or 0) + 1) & 0xFFFFFFFF
+    tx.conn.execute(
+        update(s.accounts).where(s.accounts.c.id == account_id).values(last_uidvalidity=uidvalidity)
+    )
     result = tx.conn.execute(
         insert(s.mailboxes).values(
             account_id=account_id,
@@ -198,8 +201,10 @@ def bump_mailbox(tx: Tx, mailbox_id: int, uids_needed: int = 0) -> tuple[int, in
 
 def publish(tx: Tx, hub: Hub, node_id: str, change: Change) -> None:
     if tx.is_postgres:
-        tx.conn.exec_driver_sql("SELECT pg_notify(%(channel)s, %(payload)s)", {
-            "channel": CHANNEL, "payload": change.to_payload(node_id)})
+        tx.conn.exec_driver_sql(
+            "SELECT pg_notify(%(channel)s, %(payload)s)",
+            {"channel": CHANNEL, "payload": change.to_payload(node_id)},
+        )
     tx.after_commit(lambda: hub.publish(change))
 
 
@@ -209,7 +214,9 @@ def message_row(tx: Tx, blob_hash: str, size: int, summary_json: str, fields: di
     if existing:
         return existing.id
     result = tx.conn.execute(
-        insert(s.messages).values(blob_hash=blob_hash, size=size, summary=summary_json, created_at=time.time(), **fields)
+        insert(s.messages).values(
+            blob_hash=blob_hash, size=size, summary=summary_json, created_at=time.time(), **fields
+        )
     )
     return result.inserted_primary_key[0]
 
@@ -251,7 +258,9 @@ def insert_into_mailbox(
                 for uid, (message_id, size, flags, internal_date) in zip(uids, items, strict=True)
             ],
         )
-    uidvalidity = tx.conn.execute(select(s.mailboxes.c.uidvalidity).where(s.mailboxes.c.id == mailbox_id)).scalar_one()
+    uidvalidity = tx.conn.execute(
+        select(s.mailboxes.c.uidvalidity).where(s.mailboxes.c.id == mailbox_id)
+    ).scalar_one()
     return uidvalidity, modseq, uids
 
 
@@ -375,7 +384,9 @@ class Mailboxes:
                     .where(s.mailbox_messages.c.mailbox_id == row.id)
                     .order_by(s.mailbox_messages.c.uid)
                 ).all()
-                insert_into_mailbox(tx, new_id, [(r.message_id, r.size, r.flags, r.internal_date) for r in refs])
+                insert_into_mailbox(
+                    tx, new_id, [(r.message_id, r.size, r.flags, r.internal_date) for r in refs]
+                )
                 _expunge_rows(tx, row.id, [r.uid for r in refs])
                 self._publish(tx, account_id, row.id, "message")
             else:
@@ -416,7 +427,9 @@ class Mailboxes:
             if box is None:
                 raise NotFound("mailbox no longer exists")
             mm = s.mailbox_messages
-            rows = tx.conn.execute(select(mm.c.uid, mm.c.flags, mm.c.size).where(mm.c.mailbox_id == mailbox_id)).all()
+            rows = tx.conn.execute(
+                select(mm.c.uid, mm.c.flags, mm.c.size).where(mm.c.mailbox_id == mailbox_id)
+            ).all()
             unseen = [r.uid for r in rows if "\\Seen" not in r.flags.split()]
             return MailboxStatus(
                 messages=len(rows),
@@ -492,14 +505,18 @@ class Mailboxes:
 
         def op(tx: Tx) -> list[tuple[int, int]]:
             box = tx.conn.execute(
-                select(s.mailboxes.c.id).where(s.mailboxes.c.id == mailbox_id, s.mailboxes.c.account_id == account_id)
+                select(s.mailboxes.c.id).where(
+                    s.mailboxes.c.id == mailbox_id, s.mailboxes.c.account_id == account_id
+                )
             ).first()
             if box is None:
                 raise NotFound("mailbox no longer exists")
             rows = []
             for message, flags, internal_date in prepared:
                 charge_quota(tx, account_id, message.size)
-                message_id = message_row(tx, message.blob_hash, message.size, message.summary_json, message.fields)
+                message_id = message_row(
+                    tx, message.blob_hash, message.size, message.summary_json, message.fields
+                )
                 rows.append((message_id, message.size, flags, internal_date))
             uidvalidity, modseq, uids = insert_into_mailbox(tx, mailbox_id, rows)
             self._publish(tx, account_id, mailbox_id, "message", modseq)
@@ -561,7 +578,9 @@ class Mailboxes:
             ids = [row_id for row_id, _ in updates]
             changed = []
             for chunk in _chunks(ids, 500):
-                changed.extend(_ref(r) for r in tx.conn.execute(_refs_query(mailbox_id).where(mm.c.id.in_(chunk))))
+                changed.extend(
+                    _ref(r) for r in tx.conn.execute(_refs_query(mailbox_id).where(mm.c.id.in_(chunk)))
+                )
             self._publish(tx, account_id, mailbox_id, "message", modseq)
             return changed, sorted(refused)
 
@@ -576,7 +595,9 @@ class Mailboxes:
         def op(tx: Tx):
             mm = s.mailbox_messages
             for box_id in (source_id, target_id):
-                owner = tx.conn.execute(select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == box_id)).first()
+                owner = tx.conn.execute(
+                    select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == box_id)
+                ).first()
                 if owner is None or owner.account_id != account_id:
                     raise NotFound("mailbox no longer exists")
             rows = []
@@ -620,7 +641,9 @@ class Mailboxes:
                 targets = [u for u in targets if u in allowed]
             if not targets:
                 return []
-            owner = tx.conn.execute(select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == mailbox_id)).scalar()
+            owner = tx.conn.execute(
+                select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == mailbox_id)
+            ).scalar()
             if owner != account_id:
                 raise NotFound("mailbox no longer exists")
             modseq = _expunge_rows(tx, mailbox_id, targets)
@@ -634,14 +657,18 @@ class Mailboxes:
         uid_list = sorted(set(uids))
 
         def op(tx: Tx) -> list[int]:
-            owner = tx.conn.execute(select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == mailbox_id)).scalar()
+            owner = tx.conn.execute(
+                select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == mailbox_id)
+            ).scalar()
             if owner != account_id:
                 raise NotFound("mailbox no longer exists")
             mm = s.mailbox_messages
             present = []
             for chunk in _chunks(uid_list, 500):
                 present.extend(
-                    tx.conn.execute(select(mm.c.uid).where(mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk))).scalars()
+                    tx.conn.execute(
+                        select(mm.c.uid).where(mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk))
+                    ).scalars()
                 )
             if not present:
                 return []
@@ -685,11 +712,17 @@ def _expunge_rows(tx: Tx, mailbox_id: int, uids: list[int]) -> int:
     freed = 0
     for chunk in _chunks(uids, 500):
         freed += tx.conn.execute(
-            select(func.coalesce(func.sum(mm.c.size), 0)).where(mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk))
+            select(func.coalesce(func.sum(mm.c.size), 0)).where(
+                mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk)
+            )
         ).scalar_one()
         tx.conn.execute(delete(mm).where(and_(mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk))))
-    tx.conn.execute(insert(s.expunged), [{"mailbox_id": mailbox_id, "uid": uid, "modseq": modseq} for uid in uids])
-    account_id = tx.conn.execute(select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == mailbox_id)).scalar_one()
+    tx.conn.execute(
+        insert(s.expunged), [{"mailbox_id": mailbox_id, "uid": uid, "modseq": modseq} for uid in uids]
+    )
+    account_id = tx.conn.execute(
+        select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == mailbox_id)
+    ).scalar_one()
     charge_quota(tx, account_id, -int(freed))
     return modseq
 

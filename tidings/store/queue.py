@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import case, delete, func, insert, or_, select, update
 
 from tidings.store import schema as s
 from tidings.store.database import Database, NotFound, Tx
@@ -279,9 +279,31 @@ class Queue:
         return await self.db.read(op)
 
     async def next_due(self) -> float | None:
-        """When the earliest entry becomes due (for the delivery loop's sleep)."""
+        """When the earliest entry becomes claimable (for the delivery loop's sleep).
+
+        An entry under a live claim is not due before its lease ends, so a worker busy with entries
+        does not wake up in a loop for them."""
 
         def op(tx: Tx) -> float | None:
-            return tx.conn.execute(select(func.min(s.queue.c.next_attempt_at))).scalar()
+            q = s.queue
+            claimable_at = case(
+                (q.c.claimed_until > q.c.next_attempt_at, q.c.claimed_until), else_=q.c.next_attempt_at
+            )
+            return tx.conn.execute(select(func.min(claimable_at))).scalar()
 
         return await self.db.read(op)
+
+    async def extend_lease(self, queue_ids: list[int], node_id: str, lease: float) -> None:
+        """Keep this node's claims alive while their delivery is still running."""
+        if not queue_ids:
+            return
+
+        def op(tx: Tx) -> None:
+            q = s.queue
+            tx.conn.execute(
+                update(q)
+                .where(q.c.id.in_(queue_ids), q.c.claimed_by == node_id)
+                .values(claimed_until=time.time() + lease)
+            )
+
+        await self.db.write(op)

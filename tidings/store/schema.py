@@ -53,6 +53,9 @@ accounts = Table(
     Column("used_bytes", BigInteger, nullable=False, default=0),
     Column("created_at", Float, nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
+    # Highest UIDVALIDITY handed out to any of the account's mailboxes, deleted ones included, so a
+    # mailbox re-created under an old name never gets an old UIDVALIDITY back (RFC 9051 2.3.1.1).
+    Column("last_uidvalidity", BigInteger, nullable=False, default=0),
 )
 
 aliases = Table(

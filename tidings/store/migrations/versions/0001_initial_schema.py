@@ -2,12 +2,11 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 15:22:01.964080
+Create Date: 2026-11-25 15:27:51.856728
 """
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision = '0001'
 down_revision = None
@@ -72,6 +71,7 @@ def upgrade() -> None:
     sa.Column('used_bytes', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.Float(), nullable=False),
     sa.Column('disabled', sa.Boolean(), nullable=False),
+    sa.Column('last_uidvalidity', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['domain_id'], ['domains.id'], name=op.f('fk_accounts_domain_id_domains'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
     sa.UniqueConstraint('address', name=op.f('uq_accounts_address'))

@@ -1,0 +1,178 @@
+"""Mailboxes and messages: UIDs, modseqs, flags, copy/move/expunge, quota, change events."""
+
+from __future__ import annotations
+
+import pytest
+
+from tidings.notify import Change
+from tidings.store import AlreadyExists, NotFound, OverQuota, StoreError
+
+MESSAGE = b"From: a@example.org\r\nTo: bob@example.org\r\nSubject: hello\r\n\r\nbody\r\n"
+
+
+@pytest.fixture
+def bob(store, run):
+    run(store.accounts.add_domain("example.org"))
+    return run(store.accounts.add_user("bob@example.org", "secret pass 1", quota_bytes=10_000))
+
+
+def test_append_assigns_increasing_uids_and_modseqs(store, run, bob):
+    inbox = run(store.mailboxes.get(bob.id, "inbox"))
+    first = run(store.mailboxes.append(bob.id, inbox.id, MESSAGE, ["\\Seen"]))
+    second = run(store.mailboxes.append(bob.id, inbox.id, MESSAGE + b"2"))
+    assert first == (inbox.uidvalidity, 1) and second == (inbox.uidvalidity, 2)
+    box, refs = run(store.mailboxes.messages(inbox.id))
+    assert [r.uid for r in refs] == [1, 2]
+    assert refs[0].flags == {"\\Seen"} and refs[1].flags == frozenset()
+    assert refs[0].modseq < refs[1].modseq <= box.highestmodseq
+    assert box.uidnext == 3
+
+
+def test_identical_content_is_stored_once(store, run, bob):
+    inbox = run(store.mailboxes.get(bob.id, "INBOX"))
+    run(store.mailboxes.append(bob.id, inbox.id, MESSAGE))
+    run(store.mailboxes.append(bob.id, inbox.id, MESSAGE))
+    _, refs = run(store.mailboxes.messages(inbox.id))
+    assert refs[0].message_id == refs[1].message_id
+    assert refs[0].blob_hash == refs[1].blob_hash
+    assert store.blobs.get_sync(refs[0].blob_hash) == MESSAGE
+
+
+def test_flags_changes_report_only_real_changes_and_honour_unchangedsince(store, run, bob):
+    inbox = run(store.mailboxes.get(bob.id, "INBOX"))
+    run(store.mailboxes.append(bob.id, inbox.id, MESSAGE))
+    run(store.mailboxes.append(bob.id, inbox.id, MESSAGE + b"x"))
+    changed, refused = run(store.mailboxes.store_flags(bob.id, inbox.id, [1], "add", ["\\seen", "$Label"]))
+    assert [r.uid for r in changed] == [1] and refused == []
+    assert changed[0].flags == {"\\Seen", "$Label"}
+    again, _ = run(store.mailboxes.store_flags(bob.id, inbox.id, [1], "add", ["\\Seen"]))
+    assert again == []
+    _, refused = run(
+        store.mailboxes.store_flags(
+            bob.id, inbox.id, [1, 2], "replace", ["\\Flagged"], unchanged_since=changed[0].modseq - 1
+        )
+    )
+    assert refused == [1]
+
+
+def test_expunge_removes_deleted_messages_and_remembers_them_for_qresync(store, run, bob):
+    inbox = run(store.mailboxes.get(bob.id, "INBOX"))
+    for i in range(3):
+        run(store.mailboxes.append(bob.id, inbox.id, MESSAGE + bytes([48 + i])))
+    before = run(store.mailboxes.get(bob.id, "INBOX")).highestmodseq
+    run(store.mailboxes.store_flags(bob.id, inbox.id, [1, 3], "add", ["\\Deleted"]))
+    assert run(store.mailboxes.expunge(bob.id, inbox.id, uids=[3])) == [3]
+    assert run(store.mailboxes.expunge(bob.id, inbox.id)) == [1]
+    changes = run(store.mailboxes.changes_since(inbox.id, before))
+    assert changes.expunged == [1, 3]
+    assert changes.highestmodseq > before
+
+
+def test_copy_and_move_keep_flags_and_report_uid_pairs(store, run, bob):
+    inbox = run(store.mailboxes.get(bob.id, "INBOX"))
+    archive = run(store.mailboxes.get(bob.id, "Archive"))
+    run(store.mailboxes.append(bob.id, inbox.id, MESSAGE, ["\\Flagged"]))
+    validity, pairs = run(store.mailboxes.copy(bob.id, inbox.id, [1], archive.id))
+    assert validity == archive.uidvalidity and pairs == [(1, 1)]
+    _, pairs = run(store.mailboxes.copy(bob.id, inbox.id, [1], archive.id, move=True))
+    assert pairs == [(1, 2)]
+    assert run(store.mailboxes.messages(inbox.id))[1] == []
+    refs = run(store.mailboxes.messages(archive.id))[1]
+    assert [r.flags for r in refs] == [{"\\Flagged"}, {"\\Flagged"}]
+
+
+def test_quota_refuses_appends_beyond_it_and_expunge_gives_space_back(store, run, bob):
+    inbox = run(store.mailboxes.get(bob.id, "INBOX"))
+    big = b"Subject: big\r\n\r\n" + b"x" * 6000
+    run(store.mailboxes.append(bob.id, inbox.id, big))
+    with pytest.raises(OverQuota):
+        run(store.mailboxes.append(bob.id, inbox.id, big + b"y"))
+    assert run(store.accounts.get_user("bob@example.org")).used_bytes == len(big)
+    run(store.mailboxes.store_flags(bob.id, inbox.id, [1], "add", ["\\Deleted"]))
+    run(store.mailboxes.expunge(bob.id, inbox.id))
+    assert run(store.accounts.get_user("bob@example.org")).used_bytes == 0
+    run(store.mailboxes.append(bob.id, inbox.id, big + b"y"))
+
+
+def test_create_rename_delete_mailboxes(store, run, bob):
+    boxes = store.mailboxes
+    run(boxes.create(bob.id, "Work/Projects/2026"))
+    names = {m.name for m in run(boxes.list(bob.id))}
+    assert {"Work", "Work/Projects", "Work/Projects/2026"} <= names
+    with pytest.raises(AlreadyExists):
+        run(boxes.create(bob.id, "Work"))
+    run(boxes.rename(bob.id, "Work", "Job"))
+    names = {m.name for m in run(boxes.list(bob.id))}
+    assert {"Job", "Job/Projects", "Job/Projects/2026"} <= names and "Work" not in names
+    run(boxes.delete(bob.id, "Job/Projects/2026"))
+    with pytest.raises(NotFound):
+        run(boxes.get(bob.id, "Job/Projects/2026"))
+    with pytest.raises(StoreError):
+        run(boxes.delete(bob.id, "INBOX"))
+    for bad in ("", "a//b", "x/", "bad*name", "tab\tname"):
+        with pytest.raises(StoreError):
+            run(boxes.create(bob.id, bad))
+
+
+def test_renaming_inbox_moves_its_messages_and_keeps_an_empty_inbox(store, run, bob):
+    inbox = run(store.mailboxes.get(bob.id, "INBOX"))
+    run(store.mailboxes.append(bob.id, inbox.id, MESSAGE))
+    run(store.mailboxes.rename(bob.id, "INBOX", "Old"))
+    old = run(store.mailboxes.get(bob.id, "Old"))
+    assert len(run(store.mailboxes.messages(old.id))[1]) == 1
+    assert run(store.mailboxes.messages(inbox.id))[1] == []
+
+
+def test_uidvalidity_of_a_recreated_mailbox_differs(store, run, bob):
+    first = run(store.mailboxes.create(bob.id, "Temp"))
+    run(store.mailboxes.delete(bob.id, "Temp"))
+    second = run(store.mailboxes.create(bob.id, "Temp"))
+    assert second.uidvalidity > first.uidvalidity
+
+
+def test_changes_are_published_after_commit(store, run, bob):
+    seen: list[Change] = []
+    store.hub.subscribe(bob.id, seen.append)
+    inbox = run(store.mailboxes.get(bob.id, "INBOX"))
+    run(store.mailboxes.append(bob.id, inbox.id, MESSAGE))
+    assert seen and seen[-1].mailbox_id == inbox.id and seen[-1].kind == "message"
+
+
+def test_accept_delivers_locally_and_queues_remote_in_one_step(store, run, bob):
+    from tidings.store import Envelope
+
+    result = run(
+        store.delivery.accept(
+            Envelope(
+                sender="a@remote.test", local=["bob@example.org"], remote=[("x@remote.test", None, None)]
+            ),
+            MESSAGE,
+        )
+    )
+    assert result.delivered == ["bob@example.org"] and result.queue_id is not None
+    inbox = run(store.mailboxes.get(bob.id, "INBOX"))
+    assert len(run(store.mailboxes.messages(inbox.id))[1]) == 1
+    entry = run(store.queue.get(result.queue_id))
+    assert [r.address for r in entry.pending] == ["x@remote.test"]
+
+
+def test_many_concurrent_accepts_are_group_committed(store, run, bob):
+    import asyncio
+
+    from tidings.store import Envelope
+
+    async def many():
+        envs = [
+            store.delivery.accept(
+                Envelope(sender="a@remote.test", local=["bob@example.org"]), MESSAGE + str(i).encode()
+            )
+            for i in range(50)
+        ]
+        return await asyncio.gather(*envs)
+
+    store.db.commits = 0
+    results = run(many())
+    assert all(r.delivered == ["bob@example.org"] for r in results)
+    assert store.db.commits < 50
+    inbox = run(store.mailboxes.get(bob.id, "INBOX"))
+    assert [r.uid for r in run(store.mailboxes.messages(inbox.id))[1]] == list(range(1, 51))
