@@ -171,10 +171,21 @@ def test_starttls_pauses_and_discards_injected_plaintext() -> None:
 def test_flood_while_paused_is_fatal() -> None:
     parser = ImapParser(max_line=100)
     parser.feed(b"a IDLE\r\n")
-    events = parser.feed(b"x" * 200)
+    assert parser.feed(b"x" * 60) == []
+    events = parser.feed(b"x" * 60)
     assert len(events) == 1 and events[0].fatal
     assert parser.closed
     assert parser.feed(b"b NOOP\r\n") == []
+
+
+def test_commands_pipelined_after_idle_done_are_kept_for_after_resume() -> None:
+    parser = ImapParser(max_line=100)
+    parser.feed(b"a IDLE\r\n")
+    parser.expect_raw_line()
+    events = parser.feed(b"DONE\r\n" + b"b APPEND INBOX {500+}\r\n" + b"x" * 500 + b"\r\n")
+    assert events == [RawLine(b"DONE")]
+    parser.resume()
+    assert isinstance(parser.feed(b"")[0], c.Append)
 
 
 def test_overlong_raw_line_is_an_error_and_is_discarded() -> None:
@@ -217,7 +228,8 @@ def test_select_qresync_from_rfc7162() -> None:
 
 def test_select_qresync_with_sequence_match_data() -> None:
     command = parse_one(
-        b"B04 SELECT INBOX (QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000 7000,12000,15000)))\r\n"
+        b"B04 SELECT INBOX (QRESYNC (67890007 90060115194045000 1:29997 "
+        b"(5000,7500,9000 7000,12000,15000)))\r\n"
     )
     assert command.qresync.known_uids == seqset("1:29997")
     assert command.qresync.sequence_match == (seqset("5000,7500,9000"), seqset("7000,12000,15000"))

@@ -125,20 +125,18 @@ class ImapParser:
         """Add received bytes; return the events they complete (possibly none)."""
         if self._closed:
             return []
-        self._buffer += data
         events: list[Event] = []
+        self._buffer += data
+        if self._paused and not self._raw_expected and self.buffered > self.max_line + 2:
+            # The session keeps reading while it has not said how to go on (resume() or
+            # expect_raw_line()); refuse to buffer without bound.
+            self._fail(events, ParseError(None, "Too much data sent while a reply was pending", fatal=True))
+            return events
         self._run(events)
         if self._offset:
             del self._buffer[: self._offset]
             self._scan -= self._offset
             self._offset = 0
-        if (
-            not self._closed
-            and self._paused
-            and not self._raw_expected
-            and len(self._buffer) > self.max_line + 2
-        ):
-            self._fail(events, ParseError(None, "Too much data sent while a reply was pending", fatal=True))
         return events
 
     def expect_raw_line(self) -> None:
@@ -305,7 +303,9 @@ class ImapParser:
 
     def _line_too_long(self, start: bytes, events: list[Event]) -> None:
         raw = self._raw_expected and not self._lines
-        tag = None if raw else guess_tag(self._lines[0] if self._lines else start)
+        # Only the first max_line bytes are looked at, so the tag found does not depend on how
+        # much of the line had arrived when it was found too long.
+        tag = None if raw else guess_tag(self._lines[0] if self._lines else start[: self.max_line])
         events.append(ParseError(tag, "Line too long"))
         self._reset_command()
         self._start_discard(start, raw)

@@ -108,9 +108,9 @@ class SequenceSet:
         spans: list[tuple[int, int]] = []
         for element in self.ranges:
             low, high = element.bounds(largest)
-            high = min(high, largest)
+            low, high = max(low, 1), min(high, largest)
             if low <= high:
-                spans.append((max(low, 1), high))
+                spans.append((low, high))
         if self.includes_saved and saved is not None:
             spans.extend(_runs(sorted(n for n in set(saved) if 1 <= n <= largest)))
         return _merge(spans)
