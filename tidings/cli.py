@@ -28,15 +28,18 @@ class CommandError(Exception):
     pass
 
 
-def _global_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML configuration file")
-    parser.add_argument("--data", type=Path, help="data directory (default ./tidings-data)")
+def _global_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    # Sub-commands repeat the options (so they may come after the command) without resetting them.
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--config", type=Path, default=default, help="TOML configuration file")
+    parser.add_argument("--data", type=Path, default=default, help="data directory (default ./tidings-data)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    _global_options(common)
-    parser = argparse.ArgumentParser(prog="tidings", description=__doc__.splitlines()[0], parents=[common])
+    _global_options(common, suppress=True)
+    parser = argparse.ArgumentParser(prog="tidings", description=__doc__.splitlines()[0])
+    _global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", parents=[common], help="run the server")
