@@ -122,7 +122,9 @@ def _entries(tx: Tx, rows) -> list[QueueEntry]:
     ids = [r.id for r in rows]
     recipients: dict[int, list[QueueRecipient]] = {i: [] for i in ids}
     for r in tx.conn.execute(
-        select(s.queue_recipients).where(s.queue_recipients.c.queue_id.in_(ids)).order_by(s.queue_recipients.c.id)
+        select(s.queue_recipients)
+        .where(s.queue_recipients.c.queue_id.in_(ids))
+        .order_by(s.queue_recipients.c.id)
     ):
         recipients[r.queue_id].append(
             QueueRecipient(r.id, r.address, r.domain, r.status, r.notify, r.orcpt, r.last_error, r.remote_mta)
@@ -172,7 +174,9 @@ class Queue:
             if not rows:
                 return []
             tx.conn.execute(
-                update(q).where(q.c.id.in_([r.id for r in rows])).values(claimed_by=node_id, claimed_until=now + lease)
+                update(q)
+                .where(q.c.id.in_([r.id for r in rows]))
+                .values(claimed_by=node_id, claimed_until=now + lease)
             )
             return _entries(tx, rows)
 
@@ -203,7 +207,9 @@ class Queue:
                     )
                 )
             pending = tx.conn.execute(
-                select(func.count()).select_from(qr).where(qr.c.queue_id == queue_id, qr.c.status == "pending")
+                select(func.count())
+                .select_from(qr)
+                .where(qr.c.queue_id == queue_id, qr.c.status == "pending")
             ).scalar_one()
             if pending == 0:
                 tx.conn.execute(delete(qr).where(qr.c.queue_id == queue_id))
