@@ -967,3 +967,20 @@ def test_normalise_mailbox_name(name: str, expected: str) -> None:
 def test_normalise_mailbox_name_with_other_delimiter() -> None:
     assert c.normalise_mailbox_name("inbox.Work", ".") == "INBOX.Work"
     assert c.normalise_mailbox_name("inbox/Work", ".") == "inbox/Work"
+
+
+def test_overlong_line_ending_in_two_carriage_returns_is_framed_consistently() -> None:
+    # Found by fuzzing: the CR before LF is stripped once, whether the line arrived whole or not.
+    data = b"a LOGIN {3}\r\x81(|{3+}\r\r\n\npw1 +\r\n"
+    whole = ImapParser(max_line=8, max_literal=5).feed(data)
+    parser = ImapParser(max_line=8, max_literal=5)
+    assert [event for byte in data for event in parser.feed(bytes([byte]))] == whole
+    assert whole == [ParseError("a", "Line too long"), ParseError("pw1", "Unknown command")]
+
+
+def test_utf8_quoted_mailbox_name_is_accepted() -> None:
+    assert parse_one('a SELECT "Entwürfe"\r\n'.encode()) == c.Select(tag="a", mailbox="Entwürfe")
+
+
+def test_search_string_that_is_not_utf8_without_charset_is_bad() -> None:
+    assert error_of(b'a SEARCH SUBJECT "\xff"\r\n').reply_status == "BAD"

@@ -214,12 +214,12 @@ class ImapParser:
                 self._discard_tail = (self._discard_tail + line)[-_MARKER_TAIL:]
                 self._end_discard(events)
                 continue
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if len(line) > self.max_line:
-                self._line_too_long(line, events)
+            if len(line) - line.endswith(b"\r") > self.max_line:
+                self._line_too_long(line, events)  # with its CR, as if it had arrived in pieces
                 self._end_discard(events)
                 continue
+            if line.endswith(b"\r"):
+                line = line[:-1]
             if self._raw_expected and not self._lines:
                 self._raw_expected = False
                 events.append(RawLine(line))
