@@ -106,3 +106,5 @@ class LineStream:
             await asyncio.wait_for(self.writer.wait_closed(), 5)
         except (TimeoutError, OSError, ssl.SSLError):
             pass
+        except RuntimeError:  # the event loop is already closed (server shut down under us)
+            pass
