@@ -1,0 +1,125 @@
+"""Who may send what to whom: recipient routing, relay refusal, quota at RCPT, sender ownership.
+
+The rules (also in the operator documentation):
+
+- Mail for our domains is accepted from anyone when the address resolves (account, alias, plus
+  address, catch-all); an unknown user in a local domain is refused at RCPT (550 5.1.1).
+- Mail for other domains is relayed only for authenticated sessions; otherwise 554 5.7.1. There is
+  no IP-based relay permission, so the server is never an open relay.
+- An authenticated user sends only as one of `store.accounts.senders_allowed(account)` (their
+  address and aliases pointing at them, `user+tag@` included): envelope sender and From: header.
+- A recipient whose every local mailbox is already over quota, or cannot fit the SIZE declared at
+  MAIL FROM, is refused at RCPT (552 5.2.2).
+
+Decisions come back as `RecipientRoute` or a `PolicyRefusal` carrying the SMTP reply; this module
+asks the store through its public API only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tidings.mail.address import BadAddress, parse_address
+from tidings.store import NotFound, Store
+from tidings.store.accounts import Account
+
+
+class PolicyRefusal(Exception):
+    def __init__(self, code: int, status: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.status = status
+        self.text = text
+
+
+@dataclass
+class RecipientRoute:
+    """Where one RCPT address goes: local account addresses and remote addresses."""
+
+    address: str  # as given (normalised)
+    local: list[str] = field(default_factory=list)
+    remote: list[str] = field(default_factory=list)
+
+
+async def route_recipient(
+    store: Store,
+    address: str,
+    *,
+    authenticated: bool,
+    default_domain: str,
+    declared_size: int | None = None,
+) -> RecipientRoute:
+    """Resolve one recipient or raise PolicyRefusal (RFC 5321 section 3.6 relaying)."""
+    if "@" not in address and address.lower() == "postmaster":
+        address = f"postmaster@{default_domain}"  # RFC 5321 section 4.5.1
+    try:
+        normal = str(parse_address(address))
+    except BadAddress as exc:
+        raise PolicyRefusal(501, "5.1.3", f"Bad recipient address syntax: {exc}") from None
+    targets = await store.accounts.resolve(normal)
+    if targets is None:
+        domain = normal.rpartition("@")[2]
+        if await store.accounts.is_local_domain(domain):
+            raise PolicyRefusal(550, "5.1.1", f"<{normal}>: no such user here")
+        if not authenticated:
+            raise PolicyRefusal(554, "5.7.1", f"<{normal}>: Relay access denied")
+        return RecipientRoute(normal, remote=[normal])
+    route = RecipientRoute(normal)
+    for target in targets:
+        if await _is_account(store, target, targets, normal):
+            route.local.append(target)
+        elif await store.accounts.is_local_domain(target.rpartition("@")[2]):
+            continue  # an alias pointing at a user that no longer exists: nothing to deliver to
+        else:
+            route.remote.append(target)
+    if not route.local and not route.remote:
+        raise PolicyRefusal(550, "5.1.1", f"<{normal}>: no such user here")
+    if route.local and not route.remote:
+        await _check_quota(store, route.local, declared_size, normal)
+    return route
+
+
+async def _is_account(store: Store, target: str, targets: list[str], address: str) -> bool:
+    # resolve() returns an account's own address for it; only other targets need a second look.
+    if targets == [target] and _same_mailbox(target, address):
+        return True
+    resolved = await store.accounts.resolve(target) if "@" in target else None
+    return resolved == [target]
+
+
+def _same_mailbox(target: str, address: str) -> bool:
+    """`address` is `target` itself or its plus-address."""
+    if target == address:
+        return True
+    local, _, domain = address.rpartition("@")
+    return "+" in local[1:] and f"{local.split('+', 1)[0]}@{domain}" == target
+
+
+async def _check_quota(store: Store, accounts: list[str], declared_size: int | None, address: str) -> None:
+    """Refuse when no local mailbox of this recipient has room (RFC 1870 section 6.1, RFC 3463 5.2.2)."""
+    for target in accounts:
+        try:
+            account = await store.accounts.get_user(target)
+        except NotFound:
+            continue
+        if has_room(account, declared_size or 0):
+            return
+    raise PolicyRefusal(552, "5.2.2", f"<{address}>: mailbox full")
+
+
+def has_room(account: Account, size: int) -> bool:
+    if account.quota_bytes is None:
+        return True
+    return account.used_bytes < account.quota_bytes and account.used_bytes + size <= account.quota_bytes
+
+
+def sender_allowed(address: str, allowed: set[str]) -> bool:
+    """An authenticated user's sender address check (plus-addresses of allowed ones pass too)."""
+    try:
+        normal = str(parse_address(address))
+    except BadAddress:
+        return False
+    if normal in allowed:
+        return True
+    local, _, domain = normal.rpartition("@")
+    return "+" in local[1:] and f"{local.split('+', 1)[0]}@{domain}" in allowed

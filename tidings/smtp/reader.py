@@ -1,0 +1,168 @@
+"""Incremental framing of SMTP input: command lines, DATA bodies and BDAT chunks.
+
+Pure and synchronous: bytes go in with `feed`, framed units come out with `take_line`,
+`take_data` and `take_chunk`, or None when more input is needed. The connection decides when to
+read from the socket; the session decides which unit it expects next. Pipelined input (RFC 2920)
+simply stays in the buffer until the session asks for it.
+
+Policies decided here (and documented for operators):
+
+- Command lines end at LF; a CR before it is dropped, so bare-LF clients work. A command line longer
+  than the limit raises `LineTooLong` as soon as the limit is passed, without waiting for its end,
+  so memory stays bounded whatever the client sends.
+- DATA ends only at CRLF "." CRLF (RFC 5321 section 4.1.1.4). "\\n.\\n" and "\\r\\n.\\n" are
+  ordinary content: treating them as the end is what "SMTP smuggling" exploits. Inside the body a
+  bare LF is turned into CRLF, so stored and relayed messages have canonical line endings.
+- A DATA body larger than the limit is read to its end and thrown away while being read (only a
+  few bytes are kept to find the terminator); `take_data` then returns `TOO_BIG`.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+class LineTooLong(Exception):
+    """A command line passed the configured limit."""
+
+
+class _TooBig:
+    def __repr__(self) -> str:
+        return "TOO_BIG"
+
+
+TOO_BIG = _TooBig()
+
+_TERMINATOR = b"\r\n.\r\n"
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def unstuff(body: bytes) -> bytes:
+    """RFC 5321 section 4.5.2: remove the leading dot of every line that starts with one."""
+    if body.startswith(b"."):
+        body = body[1:]
+    if b"\r\n." in body:
+        body = body.replace(b"\r\n.", b"\r\n")
+    return body
+
+
+def canonical_line_endings(body: bytes) -> bytes:
+    """Bare LF -> CRLF (cheap check first: almost every message is already canonical)."""
+    if body.count(b"\n") == body.count(b"\r\n"):
+        return body
+    return _BARE_LF.sub(b"\r\n", body)
+
+
+class InputBuffer:
+    """Unconsumed input of one connection."""
+
+    def __init__(self, line_limit: int) -> None:
+        self.line_limit = line_limit
+        self._buf = bytearray()
+        self._pos = 0
+        # DATA state: where to resume the terminator search, and whether we are discarding.
+        self._search_from = -1
+        self._discarding = False
+        # BDAT state: bytes still to throw away for a refused chunk.
+        self._skip_remaining = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._pos and self._pos == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+            if self._search_from >= 0:
+                self._search_from = 0
+        self._buf += data
+
+    def __len__(self) -> int:
+        return len(self._buf) - self._pos
+
+    def clear(self) -> None:
+        """Forget everything unconsumed (after STARTTLS, RFC 3207 section 4.2)."""
+        self._buf.clear()
+        self._pos = 0
+        self._search_from = -1
+        self._discarding = False
+
+    def _consume_to(self, end: int) -> None:
+        self._pos = end
+        if end == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        elif end > 65536 and end > len(self._buf) // 2:
+            del self._buf[:end]
+            self._pos = 0
+
+    # -- command lines -----------------------------------------------------------------------
+
+    def take_line(self) -> bytes | None:
+        """The next command line without its line ending, or None if it is not complete yet."""
+        buf, pos = self._buf, self._pos
+        newline = buf.find(b"\n", pos, pos + self.line_limit + 2)
+        if newline < 0:
+            if len(buf) - pos > self.line_limit + 1:
+                raise LineTooLong()
+            return None
+        end = newline - 1 if newline > pos and buf[newline - 1] == 0x0D else newline
+        if end - pos > self.line_limit:
+            raise LineTooLong()
+        line = bytes(buf[pos:end])
+        self._consume_to(newline + 1)
+        return line
+
+    def has_line(self) -> bool:
+        return self._buf.find(b"\n", self._pos) >= 0
+
+    # -- DATA --------------------------------------------------------------------------------
+
+    def take_data(self, max_size: int) -> bytes | _TooBig | None:
+        """The DATA body (dot-unstuffed, canonical CRLF), TOO_BIG, or None if not complete yet."""
+        buf, pos = self._buf, self._pos
+        if self._search_from < 0:  # first call for this body
+            self._search_from = pos
+            self._discarding = False
+        if not self._discarding and buf.startswith(b".\r\n", pos):
+            # The CRLF ending the DATA command line counts as the terminator's first CRLF.
+            self._search_from = -1
+            self._consume_to(pos + 3)
+            return b""
+        found = buf.find(_TERMINATOR, max(self._search_from, pos))
+        if found < 0:
+            keep_from = max(pos, len(buf) - len(_TERMINATOR) + 1)
+            self._search_from = keep_from
+            # Dot-stuffing can make the wire form slightly larger than the message; allow 1%.
+            if self._discarding or keep_from - pos > max_size + max_size // 100:
+                self._discarding = True
+                del buf[pos:keep_from]
+                self._search_from = pos
+            return None
+        self._search_from = -1
+        if self._discarding:
+            self._discarding = False
+            self._consume_to(found + len(_TERMINATOR))
+            return TOO_BIG
+        body = bytes(buf[pos : found + 2])
+        self._consume_to(found + len(_TERMINATOR))
+        body = canonical_line_endings(unstuff(body))
+        if len(body) > max_size:
+            return TOO_BIG
+        return body
+
+    # -- BDAT --------------------------------------------------------------------------------
+
+    def take_chunk(self, size: int) -> bytes | None:
+        """Exactly `size` bytes (RFC 3030 chunks are not dot-stuffed), or None if not all here yet."""
+        if len(self) < size:
+            return None
+        chunk = bytes(self._buf[self._pos : self._pos + size])
+        self._consume_to(self._pos + size)
+        return chunk
+
+    def skip_chunk(self, size: int) -> bool:
+        """Throw away a refused chunk of `size` bytes as it arrives; True once all of it is gone."""
+        if self._skip_remaining == 0:
+            self._skip_remaining = size
+        n = min(self._skip_remaining, len(self))
+        self._skip_remaining -= n
+        self._consume_to(self._pos + n)
+        return self._skip_remaining == 0

@@ -1,0 +1,553 @@
+"""The SMTP session: one state machine per connection, executing parsed commands against the store.
+
+Commands come from `parser.parse_command`; each verb has one handler, registered with the states it
+is legal in (`@command(MailFrom, states=...)`), so "which command may come now" lives in one table.
+Handlers raise `Refused(code, status, text)` and the loop turns that into the reply. Input framing
+and reply batching are the connection's job (`connection.Connection`); store access goes through
+`policy` and `app.store`.
+
+Listeners (RFC 5321 MX, RFC 6409 submission, RFC 8314 implicit TLS):
+
+- "smtp" (MX): mail for local recipients from anyone; relaying needs AUTH. AUTH is offered here too,
+  but only after STARTTLS (unless auth.allow_plaintext): an authenticated MX session gets the
+  submission rules (sender ownership, relaying, Date/Message-ID completion, scheduling).
+- "submission": STARTTLS, then AUTH before MAIL (530 5.7.0).
+- "submissions": the same over implicit TLS.
+
+Every reply carries an enhanced status code (RFC 2034), except the greeting, EHLO/HELO and the 334
+and 354 intermediate replies, as RFC 2034 section 3 specifies. "250 OK" after DATA is sent only
+after `store.delivery.accept` returned, i.e. after the message is on disk and committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+
+from tidings.auth.sasl import SaslError, b64decode_strict, decode_plain
+from tidings.mail.address import BadAddress, parse_address
+from tidings.smtp import headers as hdr
+from tidings.smtp.connection import TOO_BIG, Connection, ConnectionClosed
+from tidings.smtp.parser import (
+    Auth,
+    Bdat,
+    CommandError,
+    Data,
+    Expn,
+    Hello,
+    Help,
+    MailFrom,
+    MailParams,
+    Noop,
+    Quit,
+    RcptParams,
+    RcptTo,
+    Reply,
+    Rset,
+    StartTls,
+    Vrfy,
+    parse_command,
+)
+from tidings.smtp.policy import PolicyRefusal, RecipientRoute, route_recipient, sender_allowed
+from tidings.smtp.reader import LineTooLong, canonical_line_endings
+from tidings.store import Envelope
+
+log = logging.getLogger(__name__)
+
+# After this many bad commands (syntax errors, commands out of sequence, refused recipients) the
+# connection is dropped: real clients never get there, address harvesters and confused bots do.
+MAX_BAD_COMMANDS = 20
+# RFC 4865: the longest we hold a message for FUTURERELEASE / X-Tidings-Send-At.
+MAX_HOLD_SECONDS = 30 * 86400
+SASL_MECHANISMS = ("PLAIN", "LOGIN")
+
+
+class State(Enum):
+    CONNECTED = "connected"  # before EHLO/HELO
+    READY = "ready"  # greeted, no transaction
+    MAIL = "mail"  # MAIL FROM accepted, no recipient yet
+    RCPT = "rcpt"  # at least one recipient accepted
+    CHUNKING = "chunking"  # BDAT chunks arriving (RFC 3030)
+
+
+ANY_STATE = frozenset(State)
+GREETED = frozenset({State.READY, State.MAIL, State.RCPT, State.CHUNKING})
+
+
+@dataclass(frozen=True)
+class ListenerMode:
+    """What a listener name means for the session."""
+
+    name: str
+    submission: bool  # AUTH required before MAIL (RFC 6409)
+    implicit_tls: bool  # TLS from the first byte (RFC 8314)
+
+    @classmethod
+    def for_listener(cls, name: str) -> ListenerMode:
+        return cls(name, submission=name in ("submission", "submissions"), implicit_tls=name == "submissions")
+
+
+class Refused(Exception):
+    """A handler's negative reply; `bad` ones count towards MAX_BAD_COMMANDS."""
+
+    def __init__(self, code: int, status: str, text: str, bad: bool = False) -> None:
+        super().__init__(text)
+        self.reply = Reply(code, status, text)
+        self.bad = bad
+
+
+class CloseSession(Exception):
+    """Stop after sending what is queued (QUIT, too many errors)."""
+
+
+@dataclass
+class Transaction:
+    """One mail transaction (RFC 5321 section 3.3), from MAIL FROM to the end of DATA."""
+
+    sender: str
+    params: MailParams
+    release_at: float | None = None
+    recipients: list[tuple[RecipientRoute, RcptParams]] = field(default_factory=list)
+    chunks: list[bytes] = field(default_factory=list)  # BDAT
+    chunk_total: int = 0
+    chunk_too_big: bool = False
+
+
+Handler = Callable[["Session", object], Awaitable[None]]
+HANDLERS: dict[type, tuple[Handler, frozenset[State]]] = {}
+
+
+def command(kind: type, states: frozenset[State] = ANY_STATE) -> Callable[[Handler], Handler]:
+    """Register the handler of one command type and the states it is legal in."""
+
+    def register(handler: Handler) -> Handler:
+        HANDLERS[kind] = (handler, states)
+        return handler
+
+    return register
+
+
+def _encoded(code: int, status: str, text: str) -> bytes:
+    return Reply(code, status, text).encode()
+
+
+OK = _encoded(250, "2.0.0", "OK")
+SENDER_OK = _encoded(250, "2.1.0", "Sender OK")
+RECIPIENT_OK = _encoded(250, "2.1.5", "Recipient OK")
+START_DATA = b"354 End data with <CR><LF>.<CR><LF>\r\n"
+BYE = _encoded(221, "2.0.0", "Bye")
+
+# Replies for commands sent in the wrong state, by command type.
+OUT_OF_SEQUENCE = {
+    MailFrom: "Send EHLO/HELO first",
+    RcptTo: "Need MAIL before RCPT",
+    Data: "Need RCPT before DATA",
+    Bdat: "Need RCPT before BDAT",
+    StartTls: "STARTTLS not allowed during a mail transaction",
+    Auth: "AUTH not allowed now",
+}
+
+
+class Session:
+    def __init__(self, app, mode: ListenerMode, conn: Connection) -> None:
+        self.app = app
+        self.mode = mode
+        self.conn = conn
+        self.limits = app.config.limits
+        self.hostname = app.hostname
+        self.state = State.CONNECTED
+        self.helo: str | None = None
+        self.extended = False
+        self.account = None  # tidings.store.accounts.Account once authenticated
+        self.allowed_senders: set[str] = set()
+        self.tx: Transaction | None = None
+        self.bad_commands = 0
+        self.messages = 0
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        conn = self.conn
+        sessions = self.app.sessions
+        sessions[self.mode.name] = sessions.get(self.mode.name, 0) + 1
+        try:
+            conn.send(f"220 {self.hostname} ESMTP Tidings ready\r\n".encode())
+            while True:
+                try:
+                    line = await conn.read_line()
+                except LineTooLong:
+                    conn.send(_encoded(500, "5.5.2", "Line too long, closing connection"))
+                    conn.close_lingering()
+                    return
+                try:
+                    await self.execute(line)
+                except CloseSession:
+                    break
+        except ConnectionClosed:
+            pass
+        except TimeoutError:
+            conn.send(_encoded(421, "4.4.2", f"{self.hostname} Idle timeout, closing connection"))
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("smtp %s: connection error: %s", conn.peer_ip, exc)
+        except Exception:
+            log.exception("smtp %s: session failed", conn.peer_ip)
+            conn.send(_encoded(421, "4.3.0", f"{self.hostname} Internal error, closing connection"))
+        finally:
+            sessions[self.mode.name] -= 1
+            conn.close()
+
+    async def execute(self, line: bytes) -> None:
+        """Parse and run one command line, queueing its reply."""
+        try:
+            cmd = parse_command(line)
+            handler, states = HANDLERS[type(cmd)]
+            if self.state not in states:
+                raise self.out_of_sequence(cmd)
+            await handler(self, cmd)
+        except CommandError as exc:
+            self.refuse(exc.reply, bad=True)
+        except Refused as exc:
+            self.refuse(exc.reply, exc.bad)
+
+    def refuse(self, reply: Reply, bad: bool) -> None:
+        self.conn.send(reply.encode())
+        if bad:
+            self.bad_commands += 1
+            if self.bad_commands >= MAX_BAD_COMMANDS:
+                self.conn.send(_encoded(421, "4.7.0", f"{self.hostname} Too many errors, closing connection"))
+                raise CloseSession()
+
+    def out_of_sequence(self, cmd: object) -> Refused:
+        if isinstance(cmd, Data) and self.state is State.MAIL:
+            return Refused(554, "5.5.1", "No valid recipients", bad=True)  # RFC 2920 section 3.1
+        if isinstance(cmd, MailFrom) and self.state in (State.MAIL, State.RCPT, State.CHUNKING):
+            return Refused(503, "5.5.1", "Nested MAIL command", bad=True)
+        if self.state is State.CHUNKING:
+            return Refused(503, "5.5.1", "BDAT transaction in progress; send BDAT LAST or RSET", bad=True)
+        return Refused(503, "5.5.1", OUT_OF_SEQUENCE.get(type(cmd), "Bad sequence of commands"), bad=True)
+
+    def send(self, code: int, status: str, text: str) -> None:
+        self.conn.send(_encoded(code, status, text))
+
+    @property
+    def authenticated(self) -> bool:
+        return self.account is not None
+
+    def reset_transaction(self) -> None:
+        self.tx = None
+        if self.state is not State.CONNECTED:
+            self.state = State.READY
+
+    # -- greeting and extensions -------------------------------------------------------------
+
+    def auth_available(self) -> bool:
+        return self.conn.tls_active or self.app.config.auth.allow_plaintext
+
+    def extensions(self) -> list[str]:
+        """EHLO keywords (RFC 5321 section 4.1.1.1 and each extension's RFC)."""
+        keywords = [
+            "PIPELINING",  # RFC 2920
+            f"SIZE {self.limits.message_size}",  # RFC 1870
+            "8BITMIME",  # RFC 6152
+            "SMTPUTF8",  # RFC 6531
+            "ENHANCEDSTATUSCODES",  # RFC 2034
+            "DSN",  # RFC 3461
+            "CHUNKING",  # RFC 3030
+        ]
+        if not self.conn.tls_active:
+            keywords.append("STARTTLS")  # RFC 3207
+        if self.auth_available() and not self.authenticated:
+            keywords.append("AUTH " + " ".join(SASL_MECHANISMS))  # RFC 4954
+        if self.mode.submission:
+            until = datetime.fromtimestamp(time.time() + MAX_HOLD_SECONDS, UTC)
+            keywords.append(
+                f"FUTURERELEASE {MAX_HOLD_SECONDS} {until.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+            )  # 4865
+        keywords.append("HELP")
+        return keywords
+
+    @command(Hello)
+    async def hello(self, cmd: Hello) -> None:
+        """EHLO/HELO, RFC 5321 section 4.1.1.1: any state; resets the transaction."""
+        self.helo = cmd.domain
+        self.extended = cmd.extended
+        self.tx = None
+        self.state = State.READY
+        greeting = f"{self.hostname} Hello {cmd.domain} [{self.conn.peer_ip}]"
+        if not cmd.extended:
+            self.conn.send(f"250 {greeting}\r\n".encode())
+            return
+        lines = [greeting, *self.extensions()]
+        text = "".join(f"250-{line}\r\n" for line in lines[:-1]) + f"250 {lines[-1]}\r\n"
+        self.conn.send(text.encode())
+
+    @command(StartTls, states=frozenset({State.CONNECTED, State.READY}))
+    async def starttls(self, cmd: StartTls) -> None:
+        """STARTTLS, RFC 3207 section 4: afterwards the session starts over (4.2)."""
+        if self.conn.tls_active:
+            raise Refused(503, "5.5.1", "TLS already active", bad=True)
+        self.send(220, "2.0.0", "Ready to start TLS")
+        try:
+            await self.conn.start_tls(self.app.tls)
+        except (ssl.SSLError, OSError, ConnectionError) as exc:
+            log.info("smtp %s: TLS handshake failed: %s", self.conn.peer_ip, exc)
+            raise ConnectionClosed() from None
+        self.helo = None
+        self.account = None
+        self.tx = None
+        self.state = State.CONNECTED
+
+    # -- authentication ----------------------------------------------------------------------
+
+    @command(Auth, states=frozenset({State.READY}))
+    async def auth(self, cmd: Auth) -> None:
+        """AUTH PLAIN / LOGIN, RFC 4954 section 4 (PLAIN: RFC 4616). Throttled per IP and account."""
+        if self.authenticated:
+            raise Refused(503, "5.5.1", "Already authenticated", bad=True)
+        if not self.auth_available():
+            raise Refused(538, "5.7.11", "Encryption required for requested authentication mechanism")
+        if cmd.mechanism not in SASL_MECHANISMS:
+            raise Refused(504, "5.5.4", f"Unrecognized authentication mechanism {cmd.mechanism}")
+        throttle = self.app.throttle
+        ip = self.conn.peer_ip
+        if throttle.is_blocked(ip, ""):
+            raise Refused(454, "4.7.0", "Too many failed logins, try again later")
+        try:
+            if cmd.mechanism == "PLAIN":
+                response = b64decode_strict(cmd.initial) if cmd.initial else await self.challenge("")
+                authzid, user, password = decode_plain(response)
+            else:
+                user_bytes = (
+                    b64decode_strict(cmd.initial) if cmd.initial else await self.challenge("VXNlcm5hbWU6")
+                )
+                password_bytes = await self.challenge("UGFzc3dvcmQ6")
+                authzid, user, password = "", user_bytes.decode("utf-8"), password_bytes.decode("utf-8")
+        except (SaslError, UnicodeDecodeError) as exc:
+            raise Refused(501, "5.5.2", f"Malformed authentication data: {exc}", bad=True) from None
+        if throttle.is_blocked(ip, user):
+            raise Refused(454, "4.7.0", "Too many failed logins, try again later")
+        account = await self.app.store.accounts.authenticate(user, password)
+        if account is None or (authzid and authzid.lower() != account.address):
+            throttle.record_failure(ip, user)
+            raise Refused(535, "5.7.8", "Authentication credentials invalid")
+        throttle.record_success(ip, user)
+        self.account = account
+        self.allowed_senders = await self.app.store.accounts.senders_allowed(account)
+        self.send(235, "2.7.0", "Authentication successful")
+
+    async def challenge(self, prompt: str) -> bytes:
+        """One SASL round trip: `334 prompt`, then the client's base64 line ("*" cancels)."""
+        self.conn.send(f"334 {prompt}\r\n".encode())
+        line = await self.conn.read_line()
+        if line.strip() == b"*":
+            raise Refused(501, "5.0.0", "Authentication cancelled")
+        return b64decode_strict(line)
+
+    # -- the mail transaction ----------------------------------------------------------------
+
+    @command(MailFrom, states=frozenset({State.READY}))
+    async def mail(self, cmd: MailFrom) -> None:
+        """MAIL FROM, RFC 5321 section 4.1.1.2, with SIZE, BODY, SMTPUTF8, DSN and FUTURERELEASE."""
+        params = cmd.params
+        if self.mode.submission and not self.authenticated:
+            raise Refused(530, "5.7.0", "Authentication required")
+        if params.size is not None and params.size > self.limits.message_size:
+            raise Refused(552, "5.3.4", "Message size exceeds fixed maximum message size")
+        if cmd.address:
+            try:
+                parse_address(cmd.address)
+            except BadAddress as exc:
+                raise Refused(553, "5.1.7", f"Bad sender address syntax: {exc}") from None
+        if self.authenticated and not sender_allowed(cmd.address, self.allowed_senders):
+            raise Refused(
+                553, "5.7.1", f"<{cmd.address}>: sender address not owned by {self.account.address}"
+            )
+        release_at = self.release_time(params)
+        self.tx = Transaction(cmd.address, params, release_at)
+        self.state = State.MAIL
+        self.conn.send(SENDER_OK)
+
+    def release_time(self, params: MailParams) -> float | None:
+        """RFC 4865 section 4: HOLDFOR / HOLDUNTIL, for authenticated senders only."""
+        if params.hold_for is None and params.hold_until is None:
+            return None
+        if not self.authenticated:
+            raise Refused(554, "5.7.1", "FUTURERELEASE is available to authenticated senders only")
+        now = time.time()
+        delay = params.hold_for if params.hold_for is not None else params.hold_until.timestamp() - now
+        if delay > MAX_HOLD_SECONDS:
+            raise Refused(501, "5.5.4", f"Release time too far in the future (max {MAX_HOLD_SECONDS}s)")
+        return now + delay if delay > 0 else None
+
+    @command(RcptTo, states=frozenset({State.MAIL, State.RCPT}))
+    async def rcpt(self, cmd: RcptTo) -> None:
+        """RCPT TO, RFC 5321 section 4.1.1.3, with DSN NOTIFY/ORCPT (RFC 3461 section 4)."""
+        tx = self.tx
+        if len(tx.recipients) >= self.limits.recipients:
+            raise Refused(452, "4.5.3", "Too many recipients")
+        try:
+            route = await route_recipient(
+                self.app.store,
+                cmd.address,
+                authenticated=self.authenticated,
+                default_domain=self.app.config.default_domain,
+                declared_size=tx.params.size,
+            )
+        except PolicyRefusal as exc:
+            raise Refused(exc.code, exc.status, exc.text, bad=exc.code in (550, 554)) from None
+        tx.recipients.append((route, cmd.params))
+        self.state = State.RCPT
+        self.conn.send(RECIPIENT_OK)
+
+    @command(Data, states=frozenset({State.RCPT}))
+    async def data(self, cmd: Data) -> None:
+        """DATA, RFC 5321 section 4.1.1.4; the reply waits for the durable store."""
+        self.conn.send(START_DATA)
+        body = await self.conn.read_data(self.limits.message_size)
+        tx, self.tx = self.tx, None
+        self.state = State.READY
+        if body is TOO_BIG:
+            raise Refused(552, "5.3.4", "Message size exceeds fixed maximum message size")
+        await self.deliver(tx, body)
+
+    @command(Bdat, states=ANY_STATE)
+    async def bdat(self, cmd: Bdat) -> None:
+        """BDAT, RFC 3030 section 2: the chunk is always read, even when the command is refused."""
+        if self.state not in (State.RCPT, State.CHUNKING):
+            await self.conn.read_chunk(cmd.size, keep=False)
+            raise self.out_of_sequence(cmd)
+        tx = self.tx
+        tx.chunk_total += cmd.size
+        if tx.chunk_total > self.limits.message_size:
+            tx.chunk_too_big = True
+            tx.chunks.clear()
+        chunk = await self.conn.read_chunk(cmd.size, keep=not tx.chunk_too_big)
+        if not tx.chunk_too_big:
+            tx.chunks.append(chunk)
+        if not cmd.last:
+            self.state = State.CHUNKING
+            self.send(250, "2.0.0", f"{cmd.size} octets received")
+            return
+        self.tx = None
+        self.state = State.READY
+        if tx.chunk_too_big:
+            raise Refused(552, "5.3.4", "Message size exceeds fixed maximum message size")
+        await self.deliver(tx, canonical_line_endings(b"".join(tx.chunks)))
+
+    async def deliver(self, tx: Transaction, body: bytes) -> None:
+        """Complete the headers, hand the message to the store, and say 250 only once it is durable."""
+        release_at = tx.release_at
+        if self.authenticated:
+            body, release_at = self.complete_submission(body, release_at)
+        routes = [route for route, _ in tx.recipients]
+        single = routes[0].address if len(routes) == 1 else None
+        transaction_id = hdr.transaction_id()
+        received = hdr.received_header(
+            helo=self.helo or "unknown",
+            ip=self.conn.peer_ip,
+            hostname=self.hostname,
+            protocol=hdr.protocol_name(
+                self.extended, self.conn.tls_active, self.authenticated, tx.params.smtputf8
+            ),
+            id=transaction_id,
+            recipient=single,
+            tls_info=self.conn.tls_info,
+        )
+        envelope = self.envelope(tx, release_at)
+        try:
+            result = await self.app.store.delivery.accept(envelope, received + body)
+        except Exception:
+            log.exception("smtp %s: storing message %s failed", self.conn.peer_ip, transaction_id)
+            raise Refused(451, "4.3.0", "Temporary local problem, please try again later") from None
+        self.messages += 1
+        if result.over_quota:
+            if not result.delivered and result.queue_id is None:
+                raise Refused(552, "5.2.2", "Mailbox full")
+            # TODO(queue): bounce to the sender for the over-quota recipients once tidings.queue.dsn
+            # offers it; until then they are logged (the other recipients got the message).
+            log.warning(
+                "smtp %s: %s over quota for message %s",
+                self.conn.peer_ip,
+                ", ".join(result.over_quota),
+                transaction_id,
+            )
+        self.send(250, "2.0.0", f"OK queued as {transaction_id}")
+
+    def complete_submission(self, body: bytes, release_at: float | None) -> tuple[bytes, float | None]:
+        """RFC 6409 rules for authenticated senders: From: must be theirs; Date/Message-ID added;
+        X-Tidings-Send-At read (when FUTURERELEASE was not used) and stripped."""
+        found = hdr.read_submitted_headers(body)
+        for address in found.from_addresses:
+            if not sender_allowed(address, self.allowed_senders):
+                raise Refused(550, "5.7.1", f"From: <{address}> is not an address of {self.account.address}")
+        if found.send_at is not None and release_at is None:
+            send_at = hdr.parse_send_at(found.send_at)
+            if send_at is None:
+                raise Refused(554, "5.6.0", f"{hdr.SEND_AT_HEADER}: cannot read the date")
+            if send_at - time.time() > MAX_HOLD_SECONDS:
+                raise Refused(554, "5.6.0", f"{hdr.SEND_AT_HEADER}: more than {MAX_HOLD_SECONDS}s ahead")
+            release_at = send_at if send_at > time.time() else None
+        return hdr.complete_submission(body, found, self.hostname), release_at
+
+    def envelope(self, tx: Transaction, release_at: float | None) -> Envelope:
+        local: dict[str, tuple[str | None, str | None]] = {}
+        remote: dict[str, tuple[str | None, str | None]] = {}
+        for route, params in tx.recipients:
+            dsn = (params.notify, params.orcpt)
+            for address in route.local:
+                local.setdefault(address, dsn)
+            for address in route.remote:
+                remote.setdefault(address, dsn)
+        return Envelope(
+            sender=tx.sender,
+            local=list(local),
+            remote=[(address, notify, orcpt) for address, (notify, orcpt) in remote.items()],
+            release_at=release_at,
+            envid=tx.params.envid,
+            ret=tx.params.ret,
+            smtputf8=tx.params.smtputf8,
+            body_8bit=tx.params.body == "8BITMIME",
+            account_id=self.account.id if self.account else None,
+            local_params={a: p for a, p in local.items() if p != (None, None)},
+        )
+
+    # -- the rest ----------------------------------------------------------------------------
+
+    @command(Rset)
+    async def rset(self, cmd: Rset) -> None:
+        """RSET, RFC 5321 section 4.1.1.5."""
+        self.reset_transaction()
+        self.conn.send(OK)
+
+    @command(Noop)
+    async def noop(self, cmd: Noop) -> None:
+        """NOOP, RFC 5321 section 4.1.1.9."""
+        self.conn.send(OK)
+
+    @command(Vrfy)
+    async def vrfy(self, cmd: Vrfy) -> None:
+        """VRFY, RFC 5321 section 3.5.3: we do not disclose users."""
+        self.send(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery")
+
+    @command(Expn)
+    async def expn(self, cmd: Expn) -> None:
+        """EXPN, RFC 5321 section 3.5.2: not offered (lists are not disclosed)."""
+        self.send(502, "5.5.1", "EXPN not available")
+
+    @command(Help)
+    async def help(self, cmd: Help) -> None:
+        """HELP, RFC 5321 section 4.1.1.8."""
+        self.send(
+            214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH HELP"
+        )
+
+    @command(Quit)
+    async def quit(self, cmd: Quit) -> None:
+        """QUIT, RFC 5321 section 4.1.1.10."""
+        self.conn.send(BYE)
+        raise CloseSession()
