@@ -32,17 +32,27 @@ SEEDS = [
     b'k LIST (SUBSCRIBED RECURSIVEMATCH) "" ("a" b) RETURN (STATUS (MESSAGES) CHILDREN)\r\n',
     b"l UID SORT RETURN (COUNT) (REVERSE DATE) UTF-8 ALL\r\n",
     b'm ID ("name" NIL)\r\nn SETQUOTA x (STORAGE 1)\r\n',
+    b"o IDLE\r\nDONE\r\np AUTHENTICATE PLAIN =\r\nq STARTTLS\r\n",
 ]
 
 
+def session_feed(parser: ImapParser, data: bytes) -> list:
+    """Feed like a session that ends IDLE, AUTHENTICATE and STARTTLS at once."""
+    events = parser.feed(data)
+    while parser.paused and not parser.closed:
+        parser.resume()
+        events.extend(parser.feed(b""))
+    return events
+
+
 def check(data: bytes, cuts: list[int], max_line: int, max_literal: int) -> None:
-    whole = ImapParser(max_line=max_line, max_literal=max_literal).feed(data)
+    whole = session_feed(ImapParser(max_line=max_line, max_literal=max_literal), data)
     assert all(isinstance(event, EVENT_TYPES) for event in whole), whole
     parser = ImapParser(max_line=max_line, max_literal=max_literal)
     pieces: list = []
     start = 0
     for cut in sorted(set(cuts)) + [len(data)]:
-        pieces.extend(parser.feed(data[start:cut]))
+        pieces.extend(session_feed(parser, data[start:cut]))
         start = cut
     assert pieces == whole, (data, cuts)
 

@@ -241,7 +241,10 @@ class ImapParser:
         marker = LiteralMarker(size=size, synchronising=not match.group(3), binary=bool(match.group(1)))
         self._lines.append(line[: match.start()])
         self._markers.append(marker)
-        error = self._validate_prefix()
+        # Only a synchronising literal needs checking before its bytes arrive (we must not invite
+        # a doomed literal); a non-synchronising one is checked with the whole command, which keeps
+        # a command with many small {n+} literals linear.
+        error = self._validate_prefix() if marker.synchronising else None
         if error is None and (
             size > self.max_literal
             or self._command_size + size > self.max_command
