@@ -1,0 +1,121 @@
+"""One IMAP client connection's byte transport: reads, batched writes, STARTTLS and COMPRESS.
+
+The session above works in commands; this layer works in bytes.  It owns the three things that
+change what bytes on the socket mean:
+
+* STARTTLS (RFC 9051 6.2.1): the stream is upgraded in place; bytes the client sent ahead of the
+  handshake are dropped so they cannot be injected into the protected session.
+* COMPRESS=DEFLATE (RFC 4978): raw deflate (no zlib header) in both directions; every batch of
+  output ends with a sync flush so the client can decode it at once.  Inflated input is bounded
+  per read so a small compressed bomb cannot balloon memory.
+* Batching: :meth:`write` only appends to a buffer; :meth:`flush` hands one chunk to the
+  transport (and waits when the peer reads slowly), so a command's responses normally cost one
+  system call.
+
+Never parses IMAP and never touches the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import zlib
+
+READ_SIZE = 64 * 1024
+MAX_INFLATE = 256 * 1024  # decompressed bytes handed up per read
+FLUSH_THRESHOLD = 256 * 1024  # a handler producing more than this flushes early
+
+
+class Connection:
+    __slots__ = ("reader", "writer", "_out", "_inflate", "_deflate", "_tail", "tls", "peer_ip", "closed")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._out = bytearray()
+        self._inflate: zlib._Decompress | None = None
+        self._deflate: zlib._Compress | None = None
+        self._tail = b""  # compressed input not yet inflated because of MAX_INFLATE
+        self.tls = writer.get_extra_info("sslcontext") is not None
+        peer = writer.get_extra_info("peername")
+        self.peer_ip = peer[0] if isinstance(peer, tuple) and peer else "unknown"
+        self.closed = False
+
+    @property
+    def compressed(self) -> bool:
+        return self._deflate is not None
+
+    # ------------------------------------------------------------------ reading
+
+    async def read(self) -> bytes:
+        """The next bytes from the client (decompressed); ``b""`` at end of stream."""
+        if self._inflate is None:
+            return await self.reader.read(READ_SIZE)
+        while True:
+            if self._tail:
+                data, self._tail = self._tail, b""
+            else:
+                data = await self.reader.read(READ_SIZE)
+                if not data:
+                    return b""
+            try:
+                out = self._inflate.decompress(data, MAX_INFLATE)
+            except zlib.error:
+                return b""  # a corrupt stream cannot be resynchronised: treat it as closed
+            self._tail = self._inflate.unconsumed_tail
+            if out:
+                return out
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, data: bytes) -> None:
+        self._out += data
+
+    @property
+    def pending_output(self) -> int:
+        return len(self._out)
+
+    async def flush(self) -> None:
+        """Send everything written so far, waiting only if the client is not keeping up."""
+        if not self._out or self.closed:
+            self._out.clear()
+            return
+        data = bytes(self._out)
+        self._out.clear()
+        if self._deflate is not None:
+            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except (ConnectionError, RuntimeError):
+            self.closed = True
+
+    # ------------------------------------------------------------------ upgrades
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        """Upgrade to TLS after the tagged OK has been flushed (RFC 9051 6.2.1)."""
+        self._drop_unread()
+        await self.writer.start_tls(context)
+        self.tls = True
+
+    def start_compression(self) -> None:
+        """Switch both directions to raw deflate (RFC 4978 section 3), after the OK was flushed."""
+        self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS, 8)
+
+    def _drop_unread(self) -> None:
+        # Plaintext pipelined behind STARTTLS must not survive into the TLS session.
+        buffer = getattr(self.reader, "_buffer", None)
+        if isinstance(buffer, bytearray):
+            buffer.clear()
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        await self.flush()
+        self.closed = True
+        try:
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+        except (ConnectionError, TimeoutError, ssl.SSLError, RuntimeError, OSError):
+            pass

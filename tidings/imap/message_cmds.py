@@ -1,0 +1,227 @@
+"""Commands on the messages of the selected mailbox: FETCH, STORE, COPY, MOVE, SEARCH, SORT,
+THREAD (and their UID forms).
+
+RFC 9051 6.4 (RFC 3501 6.4), UIDPLUS COPYUID (RFC 4315), MOVE (RFC 6851), CONDSTORE/QRESYNC
+(RFC 7162: CHANGEDSINCE, VANISHED, UNCHANGEDSINCE -> MODIFIED), ESEARCH/SEARCHRES (RFC 4731,
+RFC 5182), SORT/THREAD (RFC 5256).  What a data item or search key means is the business of
+:mod:`tidings.imap.fetch`, :mod:`tidings.imap.search` and :mod:`tidings.imap.sort_thread`; this
+module chooses the messages, changes the store and keeps the session's snapshot in step.
+"""
+
+from __future__ import annotations
+
+from tidings.imap import commands as c
+from tidings.imap.fetch import fetch_responses, seen_targets
+from tidings.imap.message_data import MessageContext, StoreMessageLoader, contexts_for
+from tidings.imap.search import check_charset, evaluate_search, search_reply, uses_modseq
+from tidings.imap.sequence import format_uid_set
+from tidings.imap.sort_thread import (
+    check_thread_algorithm,
+    format_thread,
+    sort_messages,
+    sort_reply,
+    thread_messages,
+)
+from tidings.imap.states import SELECTED, Bad, No, command
+from tidings.store import NotFound, StoreError
+
+_STORE_MODES = {c.StoreMode.ADD: "add", c.StoreMode.REMOVE: "remove", c.StoreMode.REPLACE: "replace"}
+
+
+def loader_for(session) -> StoreMessageLoader:
+    """The session's summary/blob loader, made on first use and dropped while idling."""
+    loader = getattr(session, "loader", None)
+    if loader is None:
+        loader = session.loader = StoreMessageLoader(session.store.mailboxes)
+    return loader
+
+
+@command("FETCH", SELECTED, expunge_allowed=False)
+async def fetch(session, cmd: c.Fetch) -> None:
+    """RFC 9051 6.4.5 / 6.4.8; CHANGEDSINCE and VANISHED (RFC 7162 3.1.4, 3.2.6)."""
+    selected = session.selected
+    if cmd.vanished and not (cmd.uid and session.qresync):
+        raise Bad("VANISHED needs UID FETCH and ENABLE QRESYNC")
+    if cmd.vanished and cmd.changed_since is None:
+        raise Bad("VANISHED needs CHANGEDSINCE")
+    if cmd.changed_since is not None:
+        session.enabled.add("CONDSTORE")  # RFC 7162 3.1.8
+    pairs = selected.resolve(cmd.sequence_set, cmd.uid)
+    if cmd.vanished:
+        changes = await session.store.mailboxes.changes_since(selected.mailbox_id, cmd.changed_since)
+        largest = selected.refs[-1].uid if selected.refs else 0
+        gone = [uid for uid in changes.expunged if cmd.sequence_set.contains(uid, largest)]
+        if gone:
+            session.untagged(b"VANISHED (EARLIER) " + format_uid_set(gone).encode())
+    contexts = [MessageContext(seq, ref) for seq, ref in pairs]
+    flags_changed: set[int] = set()
+    targets = seen_targets(cmd.items, contexts, read_only=selected.read_only)
+    if targets:
+        changed, _ = await session.store.mailboxes.store_flags(
+            session.account.id, selected.mailbox_id, [t.uid for t in targets], "add", ["\\Seen"]
+        )
+        fresh = {ref.uid: ref for ref in changed}
+        for ref in changed:
+            selected.replace(ref)
+        flags_changed = set(fresh)
+        contexts = [MessageContext(ctx.seq, fresh.get(ctx.uid, ctx.ref)) for ctx in contexts]
+    responses = fetch_responses(
+        cmd.items,
+        contexts,
+        loader_for(session),
+        uid=cmd.uid,
+        utf8=session.utf8,
+        condstore=session.condstore,
+        changed_since=cmd.changed_since,
+        flags_changed=flags_changed,
+    )
+    async for response in responses:
+        session.write(response)
+        if session.conn.pending_output > 256 * 1024:
+            await session.flush()
+
+
+@command("STORE", SELECTED, expunge_allowed=False)
+async def store(session, cmd: c.Store):
+    """RFC 9051 6.4.6; UNCHANGEDSINCE -> [MODIFIED] (RFC 7162 3.1.3)."""
+    selected = session.selected
+    if selected.read_only:
+        raise No("The mailbox is read-only", "READ-ONLY")
+    if cmd.unchanged_since is not None:
+        session.enabled.add("CONDSTORE")
+    pairs = selected.resolve(cmd.sequence_set, cmd.uid)
+    flags = [flag for flag in cmd.flags if flag.lower() != "\\recent"]
+    changed, refused = await session.store.mailboxes.store_flags(
+        session.account.id,
+        selected.mailbox_id,
+        [ref.uid for _, ref in pairs],
+        _STORE_MODES[cmd.mode],
+        flags,
+        cmd.unchanged_since,
+    )
+    fresh = {ref.uid: ref for ref in changed}
+    refused_set = set(refused)
+    condstore = session.condstore
+    out = bytearray()
+    for seq, ref in pairs:
+        if ref.uid in refused_set or selected.is_expunged(ref.uid):
+            continue
+        new = fresh.get(ref.uid)
+        if new is not None:
+            selected.replace(new)
+            ref = new
+        if not cmd.silent:
+            out += selected.fetch_flags_line(seq, ref, condstore)
+        elif new is not None and condstore:
+            # RFC 7162 3.1.3: even .SILENT reports the new MODSEQ of what changed.
+            out += selected.fetch_flags_line(seq, ref, condstore, include_flags=False)
+    session.write(bytes(out))
+    if refused:
+        numbers = refused if cmd.uid else [seq for seq, ref in pairs if ref.uid in refused_set]
+        return f"MODIFIED {format_uid_set(numbers)}", "Some messages were modified since"
+    return None
+
+
+async def _target(session, wire_name: str):
+    name = session.decode_name(wire_name)
+    try:
+        return await session.store.mailboxes.get(session.account.id, name)
+    except NotFound:
+        raise No("Target mailbox does not exist", "TRYCREATE") from None
+    except StoreError as exc:
+        raise No(f"Invalid mailbox name: {exc}", "CANNOT") from None
+
+
+@command("COPY", SELECTED)
+async def copy(session, cmd: c.Copy):
+    """RFC 9051 6.4.7 with COPYUID (RFC 4315 3)."""
+    selected = session.selected
+    pairs = selected.resolve(cmd.sequence_set, cmd.uid)
+    target = await _target(session, cmd.mailbox)
+    uids = [ref.uid for _, ref in pairs if not selected.is_expunged(ref.uid)]
+    if not uids:
+        if pairs:
+            raise No("The messages were expunged meanwhile", "EXPUNGEISSUED")
+        return None
+    uidvalidity, mapping = await session.store.mailboxes.copy(
+        session.account.id, selected.mailbox_id, uids, target.id
+    )
+    if not mapping:
+        raise No("The messages were expunged meanwhile", "EXPUNGEISSUED")
+    return _copyuid(uidvalidity, mapping), f"{'UID ' if cmd.uid else ''}COPY completed"
+
+
+def _copyuid(uidvalidity: int, mapping: list[tuple[int, int]]) -> str:
+    # Both sets in the same order: source UIDs ascend, and so do the new UIDs given to them.
+    sources = format_uid_set(source for source, _ in mapping)
+    targets = format_uid_set(target for _, target in mapping)
+    return f"COPYUID {uidvalidity} {sources} {targets}"
+
+
+@command("MOVE", SELECTED)
+async def move(session, cmd: c.Move):
+    """RFC 6851 3.3: COPYUID in an untagged OK, then EXPUNGE/VANISHED, then the tagged OK."""
+    selected = session.selected
+    if selected.read_only:
+        raise No("The mailbox is read-only", "READ-ONLY")
+    pairs = selected.resolve(cmd.sequence_set, cmd.uid)
+    target = await _target(session, cmd.mailbox)
+    uids = [ref.uid for _, ref in pairs if not selected.is_expunged(ref.uid)]
+    if not uids:
+        return None
+    uidvalidity, mapping = await session.store.mailboxes.copy(
+        session.account.id, selected.mailbox_id, uids, target.id, move=True
+    )
+    if mapping:
+        session.untagged(f"OK [{_copyuid(uidvalidity, mapping)}] Moved")
+        out = bytearray()
+        selected.remove_announced([s for s, _ in mapping], session.qresync, out)
+        session.write(bytes(out))
+    return None
+
+
+@command("SEARCH", SELECTED, expunge_allowed=False)
+async def search(session, cmd: c.Search) -> None:
+    """RFC 9051 6.4.4; ESEARCH (RFC 4731), SEARCHRES (RFC 5182), MODSEQ (RFC 7162 3.1.5)."""
+    selected = session.selected
+    check_charset(cmd.charset)
+    if uses_modseq(cmd.criteria):
+        session.enabled.add("CONDSTORE")
+    contexts = contexts_for(selected.refs)
+    matched = await evaluate_search(
+        cmd.criteria, contexts, loader_for(session), saved_uids=selected.saved_uids
+    )
+    reply = search_reply(cmd, matched, esearch=session.rev2)
+    session.write(reply.response)
+    if reply.saved_uids is not None:
+        selected.saved_uids = reply.saved_uids
+
+
+@command("SORT", SELECTED, expunge_allowed=False)
+async def sort(session, cmd: c.Sort) -> None:
+    """RFC 5256 SORT (and ESORT RETURN options, RFC 5267)."""
+    selected = session.selected
+    check_charset(cmd.charset)
+    loader = loader_for(session)
+    matched = await evaluate_search(
+        cmd.search, contexts_for(selected.refs), loader, saved_uids=selected.saved_uids
+    )
+    ordered = await sort_messages(cmd.criteria, matched, loader)
+    reply = sort_reply(cmd, ordered)
+    session.write(reply.response)
+    if reply.saved_uids is not None:
+        selected.saved_uids = reply.saved_uids
+
+
+@command("THREAD", SELECTED, expunge_allowed=False)
+async def thread(session, cmd: c.Thread) -> None:
+    """RFC 5256 THREAD=ORDEREDSUBJECT and THREAD=REFERENCES."""
+    selected = session.selected
+    check_charset(cmd.charset)
+    check_thread_algorithm(cmd.algorithm)
+    loader = loader_for(session)
+    matched = await evaluate_search(
+        cmd.search, contexts_for(selected.refs), loader, saved_uids=selected.saved_uids
+    )
+    threads = await thread_messages(cmd.algorithm, matched, loader, uid=cmd.uid)
+    session.write(format_thread(threads))

@@ -1,0 +1,122 @@
+"""Selecting and leaving a mailbox: SELECT, EXAMINE, CLOSE, UNSELECT, CHECK, EXPUNGE.
+
+RFC 9051 6.3.2-6.3.3 and 6.4.1-6.4.3 (RFC 3501 likewise), UNSELECT (RFC 3691), UID EXPUNGE
+(UIDPLUS, RFC 4315), CONDSTORE/QRESYNC select parameters (RFC 7162 3.1.2, 3.2.5), MAILBOXID
+(OBJECTID, RFC 8474).
+"""
+
+from __future__ import annotations
+
+from tidings.imap import commands as c
+from tidings.imap.selected import SelectedMailbox, format_flag_list
+from tidings.imap.sequence import format_uid_set
+from tidings.imap.states import AUTHENTICATED, SELECTED, Bad, No, State, command
+from tidings.store.mailboxes import SYSTEM_FLAGS
+
+_SYSTEM_FLAG_NAMES = tuple(sorted(SYSTEM_FLAGS.values()))
+
+
+def leave_selected(session) -> None:
+    if session.selected is not None and session.qresync:
+        session.untagged("OK [CLOSED] Previous mailbox closed")  # RFC 7162 3.2.11
+    session.selected = None
+    session.loader = None
+    session.state = State.AUTHENTICATED
+
+
+@command("SELECT", AUTHENTICATED)
+@command("EXAMINE", AUTHENTICATED)
+async def select(session, cmd: c.Select):
+    """RFC 9051 6.3.2 / 6.3.3: report the mailbox and switch to it (read-only for EXAMINE)."""
+    leave_selected(session)
+    if cmd.qresync is not None and not session.qresync:
+        raise Bad("QRESYNC parameter requires ENABLE QRESYNC first")
+    if cmd.condstore:
+        session.enabled.add("CONDSTORE")  # RFC 7162 3.1.8: a CONDSTORE parameter enables it
+    mailbox = await session.mailbox(cmd.mailbox)
+    mailbox, refs = await session.store.mailboxes.messages(mailbox.id)
+    view = SelectedMailbox(mailbox, refs, cmd.read_only)
+
+    keywords = sorted({flag for ref in refs for flag in ref.flags} - set(_SYSTEM_FLAG_NAMES))
+    all_flags = list(_SYSTEM_FLAG_NAMES) + keywords
+    session.untagged(b"FLAGS " + format_flag_list(all_flags))
+    if cmd.read_only:
+        session.untagged("OK [PERMANENTFLAGS ()] No permanent flags in a read-only mailbox")
+    else:
+        session.untagged(
+            b"OK [PERMANENTFLAGS " + format_flag_list([*all_flags, "\\*"]) + b"] Flags permitted"
+        )
+    session.untagged(b"%d EXISTS" % len(refs))
+    if not session.rev2:
+        session.untagged("0 RECENT")
+        first_unseen = next((n for n, ref in enumerate(refs, 1) if "\\Seen" not in ref.flags), None)
+        if first_unseen is not None:
+            session.untagged(f"OK [UNSEEN {first_unseen}] First unseen message")
+    session.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
+    session.untagged(f"OK [UIDNEXT {mailbox.uidnext}] Predicted next UID")
+    session.untagged(f"OK [HIGHESTMODSEQ {mailbox.highestmodseq}] Highest")
+    session.untagged(f"OK [MAILBOXID ({mailbox.object_id})] Mailbox id")
+    if session.rev2:
+        session.untagged(b'LIST () "/" ' + session.encode_name(mailbox.name))
+
+    if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uidvalidity:
+        await _qresync(session, view, cmd.qresync)
+
+    session.selected = view
+    session.state = State.SELECTED
+    return ("READ-ONLY" if cmd.read_only else "READ-WRITE"), f"{cmd.name} completed"
+
+
+async def _qresync(session, view: SelectedMailbox, params: c.QresyncParameters) -> None:
+    """RFC 7162 3.2.5.1: what the client missed since its cached modseq."""
+    changes = await session.store.mailboxes.changes_since(view.mailbox_id, params.modseq)
+    gone = changes.expunged
+    if params.known_uids is not None:
+        gone = [uid for uid in gone if params.known_uids.contains(uid, view.uidnext)]
+    if gone:
+        session.untagged(b"VANISHED (EARLIER) " + format_uid_set(gone).encode())
+    for ref in changes.changed:
+        index = view.index_of(ref.uid)
+        if index is not None:
+            session.write(view.fetch_flags_line(index + 1, view.refs[index], condstore=True))
+
+
+@command("CLOSE", SELECTED)
+async def close(session, cmd: c.Close) -> None:
+    """RFC 9051 6.4.1: expunge silently (unless read-only) and leave the mailbox."""
+    selected = session.selected
+    if not selected.read_only:
+        await session.store.mailboxes.expunge(session.account.id, selected.mailbox_id)
+    session.selected = None
+    session.loader = None
+    session.state = State.AUTHENTICATED
+
+
+@command("UNSELECT", SELECTED)
+async def unselect(session, cmd: c.Unselect) -> None:
+    """RFC 3691: leave the mailbox without expunging."""
+    session.selected = None
+    session.loader = None
+    session.state = State.AUTHENTICATED
+
+
+@command("CHECK", SELECTED)
+async def check(session, cmd: c.Check) -> None:
+    """RFC 3501 6.4.1: every write is already durable, so there is nothing to do."""
+
+
+@command("EXPUNGE", SELECTED)
+async def expunge(session, cmd: c.Expunge) -> None:
+    """RFC 9051 6.4.3, and UID EXPUNGE (RFC 4315 2.1) which only touches the given UIDs."""
+    selected = session.selected
+    if selected.read_only:
+        raise No("The mailbox is read-only", "READ-ONLY")
+    uids = None
+    if cmd.uid:
+        uids = [ref.uid for _, ref in selected.resolve(cmd.uid_set, uid=True)]
+        if not uids:
+            return
+    expunged = await session.store.mailboxes.expunge(session.account.id, selected.mailbox_id, uids)
+    out = bytearray()
+    selected.remove_announced(expunged, session.qresync, out)
+    session.write(bytes(out))

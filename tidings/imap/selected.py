@@ -1,0 +1,205 @@
+"""The selected mailbox as one session sees it: sequence numbers, pending updates, CONDSTORE.
+
+Each session holds its own snapshot of the selected mailbox (RFC 9051 section 2.3.1): the
+messages in UID order (sequence number = position + 1), the mod-sequence the snapshot is at, and
+the updates other sessions made that this client has not been told about yet.  Updates come
+from :meth:`tidings.store.mailboxes.Mailboxes.changes_since` and are announced only when the RFC
+allows:
+
+* new messages -> ``* n EXISTS`` at the end of any command or during IDLE;
+* flag changes -> ``* n FETCH (UID u FLAGS (...) [MODSEQ (m)])``;
+* expunges -> ``* n EXPUNGE`` (or ``* VANISHED uids`` once QRESYNC is enabled, RFC 7162
+  3.2.10), but never while answering FETCH, STORE or SEARCH by sequence number (RFC 3501 7.4.1),
+  since the client's numbers would shift under it.  Until announced, an expunged message keeps
+  its sequence number here.
+
+Per-session memory is one list of store ``MessageRef`` values plus small pending sets; nothing
+here polls.  Never does I/O itself: the session passes store results in and writes the bytes out.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable
+
+from tidings.imap.sequence import SequenceSet, format_uid_set
+from tidings.imap.states import Bad
+from tidings.store.mailboxes import Changes, Mailbox, MessageRef
+
+
+def _uid_key(ref: MessageRef) -> int:
+    return ref.uid
+
+
+def format_flag_list(flags: Iterable[str]) -> bytes:
+    return ("(" + " ".join(sorted(flags)) + ")").encode("utf-8")
+
+
+class SelectedMailbox:
+    """Snapshot of one selected mailbox; see the module docstring."""
+
+    __slots__ = (
+        "mailbox_id",
+        "name",
+        "uidvalidity",
+        "uidnext",
+        "modseq",
+        "read_only",
+        "refs",
+        "_pending_expunged",
+        "_flags_changed",
+        "_exists_dirty",
+        "saved_uids",
+    )
+
+    def __init__(self, mailbox: Mailbox, refs: list[MessageRef], read_only: bool) -> None:
+        self.mailbox_id = mailbox.id
+        self.name = mailbox.name
+        self.uidvalidity = mailbox.uidvalidity
+        self.uidnext = mailbox.uidnext
+        self.modseq = mailbox.highestmodseq
+        self.read_only = read_only
+        self.refs = refs  # in UID order; sequence number = index + 1
+        self._pending_expunged: set[int] = set()
+        self._flags_changed: set[int] = set()
+        self._exists_dirty = False
+        self.saved_uids: list[int] = []  # SEARCH RETURN (SAVE) result, as UIDs (RFC 5182)
+
+    # ------------------------------------------------------------------ lookups
+
+    @property
+    def exists(self) -> int:
+        return len(self.refs)
+
+    def index_of(self, uid: int) -> int | None:
+        index = bisect_left(self.refs, uid, key=_uid_key)
+        if index < len(self.refs) and self.refs[index].uid == uid:
+            return index
+        return None
+
+    def is_expunged(self, uid: int) -> bool:
+        """Expunged in the store but not yet announced to this client."""
+        return uid in self._pending_expunged
+
+    def resolve(self, sequence_set: SequenceSet, uid: bool) -> list[tuple[int, MessageRef]]:
+        """The (sequence number, ref) pairs a command's set names, ascending.
+
+        Sequence numbers beyond the mailbox are a BAD (RFC 9051 6.4.8 leaves UIDs that do not
+        exist silently ignored, but a client's sequence numbers must be valid).
+        """
+        refs = self.refs
+        if not refs:
+            if (
+                uid
+                or sequence_set.includes_saved
+                or all(None in (r.start, r.end) for r in sequence_set.ranges)
+            ):
+                return []
+            raise Bad("Invalid message sequence number: the mailbox is empty")
+        if uid:
+            saved = self.saved_uids if sequence_set.includes_saved else None
+            out: list[tuple[int, MessageRef]] = []
+            for low, high in sequence_set.resolve(refs[-1].uid, saved):
+                start = bisect_left(refs, low, key=_uid_key)
+                for index in range(start, len(refs)):
+                    if refs[index].uid > high:
+                        break
+                    out.append((index + 1, refs[index]))
+            return out
+        if sequence_set.mentions_beyond(len(refs)):
+            raise Bad(f"Invalid message sequence number (the mailbox has {len(refs)} messages)")
+        saved_seqs = None
+        if sequence_set.includes_saved:
+            saved_seqs = [i + 1 for i in (self.index_of(u) for u in self.saved_uids) if i is not None]
+        return [(n, refs[n - 1]) for n in sequence_set.iter_numbers(len(refs), saved_seqs)]
+
+    # ------------------------------------------------------------------ updates
+
+    def replace(self, ref: MessageRef) -> bool:
+        """Put a fresher copy of a message in (after our own STORE); True if it was present."""
+        index = self.index_of(ref.uid)
+        if index is None:
+            return False
+        self.refs[index] = ref
+        self._flags_changed.discard(ref.uid)
+        return True
+
+    def apply(self, changes: Changes) -> None:
+        """Fold in what :meth:`changes_since(self.modseq)` returned; announce later."""
+        refs = self.refs
+        last_uid = refs[-1].uid if refs else 0
+        for ref in changes.changed:
+            index = self.index_of(ref.uid)
+            if index is not None:
+                old = refs[index]
+                if old.modseq != ref.modseq or old.flags != ref.flags:
+                    refs[index] = ref
+                    if old.flags != ref.flags or old.modseq != ref.modseq:
+                        self._flags_changed.add(ref.uid)
+            elif ref.uid > last_uid:
+                refs.append(ref)
+                last_uid = ref.uid
+                self._exists_dirty = True
+        for uid in changes.expunged:
+            if self.index_of(uid) is not None:
+                self._pending_expunged.add(uid)
+        self.modseq = max(self.modseq, changes.highestmodseq)
+        self.uidnext = max(self.uidnext, changes.uidnext)
+
+    def remove_announced(self, uids: Iterable[int], qresync: bool, out: bytearray) -> None:
+        """Drop messages we expunged ourselves and announce them right away."""
+        gone = {uid for uid in uids if self.index_of(uid) is not None}
+        self._pending_expunged |= gone
+        self._announce_expunges(qresync, out)
+
+    def drain(self, out: bytearray, *, expunge_allowed: bool, condstore: bool, qresync: bool) -> None:
+        """Write the untagged updates the client may be told now."""
+        if expunge_allowed and self._pending_expunged:
+            self._announce_expunges(qresync, out)
+        if self._exists_dirty:
+            self._exists_dirty = False
+            out += b"* %d EXISTS\r\n" % len(self.refs)
+        if self._flags_changed:
+            changed = sorted(self._flags_changed)
+            self._flags_changed.clear()
+            for uid in changed:
+                if uid in self._pending_expunged:
+                    continue
+                index = self.index_of(uid)
+                if index is None:
+                    continue
+                ref = self.refs[index]
+                out += self.fetch_flags_line(index + 1, ref, condstore)
+
+    def fetch_flags_line(
+        self, seq: int, ref: MessageRef, condstore: bool, include_flags: bool = True
+    ) -> bytes:
+        parts = [b"UID %d" % ref.uid]
+        if include_flags:
+            parts.append(b"FLAGS " + format_flag_list(ref.flags))
+        if condstore:
+            parts.append(b"MODSEQ (%d)" % ref.modseq)
+        return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts))
+
+    def _announce_expunges(self, qresync: bool, out: bytearray) -> None:
+        pending = self._pending_expunged
+        if not pending:
+            return
+        self._pending_expunged = set()
+        indexes = sorted((i for i in (self.index_of(u) for u in pending) if i is not None), reverse=True)
+        if qresync:
+            out += b"* VANISHED %s\r\n" % format_uid_set(pending).encode()
+        else:
+            # Highest first: announcing one does not renumber the ones still to come.
+            for index in indexes:
+                out += b"* %d EXPUNGE\r\n" % (index + 1)
+        for index in indexes:
+            uid = self.refs[index].uid
+            self._flags_changed.discard(uid)
+            del self.refs[index]
+        if self.saved_uids:
+            self.saved_uids = [u for u in self.saved_uids if u not in pending]
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending_expunged or self._flags_changed or self._exists_dirty)

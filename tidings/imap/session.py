@@ -1,0 +1,445 @@
+"""The IMAP server session: one per connection, a state machine over parsed commands.
+
+RFC 9051 (IMAP4rev2) and RFC 3501 (IMAP4rev1).  Bytes come in through
+:class:`~tidings.imap.connection.Connection`, are framed and parsed by
+:class:`~tidings.imap.parser.ImapParser`, and each command is dispatched through the registry in
+:mod:`tidings.imap.states` to a handler in one of the ``*_cmds`` modules.  Handlers write
+untagged responses with :meth:`ImapSession.untagged` and end by returning (``OK``) or raising
+:class:`No` / :class:`Bad`; this module writes the tagged reply after any pending mailbox updates
+and flushes once per batch of pipelined commands.
+
+Rules kept here, in one place:
+
+* state checks (a command in the wrong state gets ``BAD``), and the autologout timers: a short
+  one before login, 30 minutes after (RFC 9051 5.4);
+* mailbox updates from other sessions (:class:`~tidings.imap.selected.SelectedMailbox`) are
+  picked up only when the change hub woke our :class:`~tidings.notify.Waiter` — never polled;
+* a client that sends nothing but errors is disconnected, so garbage at full speed cannot keep a
+  worker busy;
+* mailbox names: UTF-8 inside, modified UTF-7 on the wire unless UTF8=ACCEPT or IMAP4rev2 was
+  enabled (RFC 6855, RFC 9051 5.1.3).  No other user's mailbox is reachable by any name.
+
+Never touches SQL or files: everything goes through ``app.store``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections import deque
+
+from tidings.imap import commands as c
+from tidings.imap import mutf7, wire
+from tidings.imap.connection import FLUSH_THRESHOLD, Connection
+from tidings.imap.parser import ContinuationNeeded, ImapParser, ParseError, RawLine
+from tidings.imap.selected import SelectedMailbox
+from tidings.imap.states import ANSWERED, COMMANDS, Bad, CommandFailed, No, State
+from tidings.notify import Waiter
+from tidings.store import NotFound, OverQuota, StoreError
+
+log = logging.getLogger(__name__)
+
+PRELOGIN_TIMEOUT = 60.0
+"""Seconds a client may stay silent before logging in."""
+AUTHENTICATED_TIMEOUT = 30 * 60.0
+"""RFC 9051 5.4: the inactivity autologout timer must be at least 30 minutes after login."""
+MAX_CONSECUTIVE_ERRORS = 30
+"""Bad commands in a row after which the client is disconnected."""
+SERVER_NAME = "Tidings"
+
+PAUSING = (c.Authenticate, c.Idle, c.StartTls)
+
+_BASE_CAPABILITIES = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
+_AUTHENTICATED_CAPABILITIES = (
+    "NAMESPACE",
+    "UNSELECT",
+    "UIDPLUS",
+    "MOVE",
+    "CHILDREN",
+    "LIST-EXTENDED",
+    "LIST-STATUS",
+    "SPECIAL-USE",
+    "CREATE-SPECIAL-USE",
+    "STATUS=SIZE",
+    "SAVEDATE",
+    "OBJECTID",
+    "CONDSTORE",
+    "QRESYNC",
+    "ESEARCH",
+    "SEARCHRES",
+    "SORT",
+    "THREAD=REFERENCES",
+    "THREAD=ORDEREDSUBJECT",
+    "QUOTA",
+    "QUOTA=RES-STORAGE",
+    "MULTIAPPEND",
+    "BINARY",
+    "UTF8=ACCEPT",
+)
+
+
+class ConnectionDone(Exception):
+    """The connection is over (client went away, fatal error, BYE sent)."""
+
+
+class ImapSession:
+    """One client connection; see the module docstring."""
+
+    def __init__(self, app, listener: str, conn: Connection) -> None:
+        self.app = app
+        self.listener = listener
+        self.conn = conn
+        limits = app.config.limits
+        self.parser = ImapParser(max_literal=limits.imap_literal, max_line=max(limits.line_length, 64 * 1024))
+        self.state = State.NOT_AUTHENTICATED
+        self.account = None
+        self.waiter: Waiter | None = None
+        self.selected: SelectedMailbox | None = None
+        self.enabled: set[str] = set()
+        self.errors_in_row = 0
+        self.client_id: dict[str, str | None] | None = None
+        self.loader = None  # message summary/blob loader, made by the first FETCH/SEARCH
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def store(self):
+        return self.app.store
+
+    @property
+    def config(self):
+        return self.app.config
+
+    @property
+    def utf8(self) -> bool:
+        """Whether the client takes UTF-8 mailbox names and quoted strings."""
+        return "UTF8=ACCEPT" in self.enabled or "IMAP4REV2" in self.enabled
+
+    @property
+    def rev2(self) -> bool:
+        return "IMAP4REV2" in self.enabled
+
+    @property
+    def condstore(self) -> bool:
+        return "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
+
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.enabled
+
+    @property
+    def login_disabled(self) -> bool:
+        """LOGINDISABLED before TLS on the plain port (RFC 9051 6.2.3, RFC 8314)."""
+        return not self.conn.tls and not self.config.auth.allow_plaintext
+
+    @property
+    def append_limit(self) -> int:
+        return min(self.config.limits.imap_literal, self.config.limits.message_size)
+
+    def capabilities(self) -> list[str]:
+        caps = list(_BASE_CAPABILITIES)
+        if self.state is State.NOT_AUTHENTICATED:
+            if not self.conn.tls and self.listener == "imap":
+                caps.append("STARTTLS")
+            if self.login_disabled:
+                caps.append("LOGINDISABLED")
+            else:
+                caps.append("AUTH=PLAIN")
+        else:
+            caps.extend(_AUTHENTICATED_CAPABILITIES)
+            caps.append(f"APPENDLIMIT={self.append_limit}")
+            if not self.conn.compressed:
+                caps.append("COMPRESS=DEFLATE")
+        return caps
+
+    # ------------------------------------------------------------------ output
+
+    def untagged(self, line: bytes | str) -> None:
+        """Queue ``* <line>``."""
+        if isinstance(line, str):
+            line = line.encode("utf-8")
+        self.conn.write(b"* " + line + b"\r\n")
+
+    def write(self, data: bytes) -> None:
+        self.conn.write(data)
+
+    async def flush(self) -> None:
+        await self.conn.flush()
+        if self.conn.closed:
+            raise ConnectionDone()
+
+    def tagged(self, tag: str, status: str, text: str, code: str | None = None) -> None:
+        line = f"{tag} {status} " + (f"[{code}] " if code else "") + text
+        self.conn.write(line.encode("utf-8", "replace") + b"\r\n")
+
+    # ------------------------------------------------------------------ mailbox names
+
+    def decode_name(self, wire_name: str) -> str:
+        """A mailbox name from the client, in our UTF-8 form, INBOX normalised.
+
+        Names that would step outside the user's own namespace (other users, shared folders,
+        path tricks) are refused here, before the store sees them.
+        """
+        name = wire_name
+        if not self.utf8:
+            try:
+                name = mutf7.decode(wire_name)
+            except mutf7.ModifiedUtf7Error as exc:
+                raise Bad(f"Mailbox name is not valid modified UTF-7: {exc}") from None
+        name = c.normalise_mailbox_name(name)
+        if name.startswith(("#", "~", "/")) or any(part in (".", "..") for part in name.split("/")):
+            raise No("No such mailbox: other users' and shared mailboxes are not available", "NONEXISTENT")
+        return name
+
+    def encode_name(self, name: str) -> bytes:
+        """A mailbox name as the client expects it on the wire (astring)."""
+        if self.utf8:
+            return wire.astring(name, utf8=True)
+        return wire.astring(mutf7.encode(name))
+
+    async def mailbox(self, wire_name: str):
+        """The store's mailbox for a name the client sent, or NO [NONEXISTENT]."""
+        name = self.decode_name(wire_name)
+        try:
+            return await self.store.mailboxes.get(self.account.id, name)
+        except NotFound:
+            raise No(f"Mailbox does not exist: {wire_name}", "NONEXISTENT") from None
+        except StoreError as exc:
+            raise No(f"Invalid mailbox name: {exc}", "CANNOT") from None
+
+    # ------------------------------------------------------------------ main loop
+
+    async def run(self) -> None:
+        """Serve the connection until LOGOUT, autologout, a fatal error or the client leaving."""
+        self.app.sessions[self.listener] = self.app.sessions.get(self.listener, 0) + 1
+        try:
+            caps = " ".join(self.capabilities())
+            self.untagged(f"OK [CAPABILITY {caps}] {SERVER_NAME} IMAP server ready")
+            await self.flush()
+            while self.state is not State.LOGOUT:
+                data = await self.read(self.timeout)
+                await self.process(self.parser.feed(data))
+                await self.flush()
+                # A client streaming at full speed must not starve the other sessions.
+                await asyncio.sleep(0)
+        except ConnectionDone:
+            pass
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass
+        except Exception:
+            log.exception("IMAP session failed")
+            with contextlib.suppress(Exception):
+                self.untagged("BYE Internal server error")
+        finally:
+            self.app.sessions[self.listener] -= 1
+            if self.waiter is not None:
+                self.waiter.close()
+                self.waiter = None
+            self.selected = None
+            with contextlib.suppress(Exception):
+                await self.conn.close()
+
+    @property
+    def timeout(self) -> float:
+        return PRELOGIN_TIMEOUT if self.state is State.NOT_AUTHENTICATED else AUTHENTICATED_TIMEOUT
+
+    async def read(self, timeout: float) -> bytes:
+        """The client's next bytes; autologout when it stays silent for ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                data = await self.conn.read()
+        except TimeoutError:
+            self.untagged("BYE Autologout: idle for too long")
+            await self.conn.flush()
+            raise ConnectionDone() from None
+        if not data:
+            raise ConnectionDone()
+        return data
+
+    async def process(self, events: list) -> None:
+        queue = deque(events)
+        while queue:
+            event = queue.popleft()
+            if isinstance(event, c.Command):
+                await self.execute(event)
+                if self.state is State.LOGOUT:
+                    return
+                if isinstance(event, PAUSING):
+                    self.parser.resume()
+                    queue.extend(self.parser.feed(b""))
+            elif isinstance(event, ContinuationNeeded):
+                self.write(f"+ {event.text}\r\n".encode())
+                await self.flush()
+            elif isinstance(event, ParseError):
+                self.parse_error(event)
+            elif isinstance(event, RawLine):
+                pass  # only expected inside AUTHENTICATE / IDLE, which read their own lines
+            if self.conn.pending_output > FLUSH_THRESHOLD:
+                await self.flush()
+
+    def parse_error(self, error: ParseError) -> None:
+        if error.tag is None:
+            self.untagged(f"BAD {error.text}")
+        else:
+            self.tagged(error.tag, error.reply_status, error.text, error.code)
+        if error.fatal:
+            self.untagged("BYE Cannot continue after this error")
+            self.state = State.LOGOUT
+            return
+        self.count_error()
+
+    def count_error(self) -> None:
+        self.errors_in_row += 1
+        if self.errors_in_row >= MAX_CONSECUTIVE_ERRORS:
+            self.untagged("BYE Too many invalid commands")
+            self.state = State.LOGOUT
+
+    async def execute(self, cmd: c.Command) -> None:
+        registration = COMMANDS.get(cmd.name)
+        if registration is None:
+            self.tagged(cmd.tag, "BAD", f"{cmd.name} is not supported")
+            self.count_error()
+            return
+        if self.state not in registration.states:
+            self.tagged(cmd.tag, "BAD", f"{cmd.name} is not allowed in the {self.state.value} state")
+            self.count_error()
+            return
+        uid = bool(getattr(cmd, "uid", False))
+        label = ("UID " if uid else "") + cmd.name
+        # RFC 3501 7.4.1: the UID forms may report expunges; FETCH, STORE, SEARCH may not.
+        expunge_allowed = registration.expunge_allowed or uid
+        try:
+            result = await registration.handler(self, cmd)
+        except CommandFailed as failure:
+            await self.send_updates(expunge_allowed)
+            self.tagged(cmd.tag, failure.status, failure.text, failure.code)
+            if failure.status == "BAD":
+                self.count_error()
+            return
+        except OverQuota as exc:
+            await self.send_updates(expunge_allowed)
+            self.tagged(cmd.tag, "NO", f"Over quota: {exc}", "OVERQUOTA")
+            return
+        except NotFound as exc:
+            await self.send_updates(expunge_allowed)
+            self.tagged(cmd.tag, "NO", str(exc) or "No such mailbox", "NONEXISTENT")
+            return
+        except StoreError as exc:
+            await self.send_updates(expunge_allowed)
+            self.tagged(cmd.tag, "NO", str(exc) or "Operation failed", "CANNOT")
+            return
+        self.errors_in_row = 0
+        if self.state is State.LOGOUT or result is ANSWERED:
+            return
+        await self.send_updates(expunge_allowed)
+        code, text = result if isinstance(result, tuple) else (None, result)
+        self.tagged(cmd.tag, "OK", text or f"{label} completed", code)
+
+    # ------------------------------------------------------------------ mailbox updates
+
+    async def refresh(self) -> None:
+        """Fold other sessions' changes into the selected snapshot, if the hub says there are any."""
+        waiter = self.waiter
+        if waiter is None or not waiter.pending:
+            return
+        touched = set(waiter.mailboxes)
+        waiter.clear()
+        selected = self.selected
+        if selected is None or (selected.mailbox_id not in touched and None not in touched):
+            return
+        try:
+            changes = await self.store.mailboxes.changes_since(selected.mailbox_id, selected.modseq)
+        except NotFound:
+            self.untagged("BYE The selected mailbox was deleted")
+            self.state = State.LOGOUT
+            self.selected = None
+            return
+        selected.apply(changes)
+
+    async def send_updates(self, expunge_allowed: bool = True) -> None:
+        """Write the untagged EXISTS / EXPUNGE / VANISHED / FETCH the client may see now."""
+        await self.refresh()
+        selected = self.selected
+        if selected is not None and selected.has_pending:
+            out = bytearray()
+            selected.drain(
+                out, expunge_allowed=expunge_allowed, condstore=self.condstore, qresync=self.qresync
+            )
+            self.write(bytes(out))
+
+    # ------------------------------------------------------------------ raw lines (SASL, IDLE)
+
+    async def read_raw_line(self) -> bytes | None:
+        """One line verbatim (SASL response); ``None`` if it was too long."""
+        self.parser.expect_raw_line()
+        events = self.parser.feed(b"")
+        while not events:
+            events = self.parser.feed(await self.read(self.timeout))
+        return self._raw_result(events)
+
+    def _raw_result(self, events: list) -> bytes | None:
+        event = events[0]
+        if isinstance(event, RawLine):
+            return event.data
+        if isinstance(event, ParseError) and event.fatal:
+            self.untagged(f"BYE {event.text}")
+            raise ConnectionDone()
+        return None
+
+    async def idle(self, tag: str) -> None:
+        """RFC 2177: report changes as they happen until the client sends DONE."""
+        self.loader = None  # an idling session keeps no message caches
+        self.write(b"+ idling\r\n")
+        await self.send_updates(expunge_allowed=True)
+        await self.flush()
+        self.parser.expect_raw_line()
+        events = self.parser.feed(b"")
+        read_task: asyncio.Task | None = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + AUTHENTICATED_TIMEOUT
+        try:
+            while not events:
+                if read_task is None:
+                    read_task = asyncio.ensure_future(self.conn.read())
+                waiters: set[asyncio.Future] = {read_task}
+                wake = None
+                if self.waiter is not None:
+                    wake = asyncio.ensure_future(self.waiter.wait())
+                    waiters.add(wake)
+                done, _ = await asyncio.wait(
+                    waiters, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
+                )
+                if wake is not None and not wake.done():
+                    wake.cancel()
+                if not done:
+                    self.untagged("BYE Autologout: idle for too long")
+                    raise ConnectionDone()
+                if wake is not None and wake in done:
+                    await self.send_updates(expunge_allowed=True)
+                    await self.flush()
+                if read_task in done:
+                    data = read_task.result()
+                    read_task = None
+                    if not data:
+                        raise ConnectionDone()
+                    events = self.parser.feed(data)
+        finally:
+            if read_task is not None:
+                read_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await read_task
+        line = self._raw_result(events)
+        if line is None or line.strip().upper() != b"DONE":
+            raise Bad("Expected DONE to end IDLE")
+
+
+# Handler modules register their commands on import.
+from tidings.imap import (  # noqa: E402,F401
+    general_cmds,
+    login_cmds,
+    mailbox_cmds,
+    message_cmds,
+    select_cmds,
+)
