@@ -151,7 +151,13 @@ async def _converse(
                 deferred("4.7.0", f"TLS handshake with {hop.host} failed: {exc}"), tls_failed=True
             ) from None
         encrypted = True
-        await _greet(client)  # RFC 3207 section 4.2: forget what was said before TLS
+        try:
+            await _greet(client)  # RFC 3207 section 4.2: forget what was said before TLS
+        except (aiosmtplib.SMTPServerDisconnected, ssl.SSLError, OSError) as exc:
+            # With TLS 1.3 a refused handshake (e.g. a demanded client certificate) shows only now.
+            raise HopFailure(
+                deferred("4.7.0", f"TLS session with {hop.host} failed: {exc}"), tls_failed=True
+            ) from None
     if settings.require_tls and not encrypted:
         raise HopFailure(deferred("4.7.10", f"{hop.host} does not offer STARTTLS and TLS is required"))
 
