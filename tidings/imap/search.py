@@ -1,0 +1,395 @@
+"""SEARCH: evaluating a search-key tree over the selected mailbox, and the SEARCH / ESEARCH
+replies (RFC 9051 6.4.4 and 7.3.4, RFC 3501 6.4.4; ESEARCH RFC 4731; SEARCHRES RFC 5182;
+CONDSTORE MODSEQ RFC 7162 3.1.5; WITHIN RFC 5032; SAVEDATE RFC 8514; OBJECTID RFC 8474).
+
+Interface for the session (see :mod:`tidings.imap.message_data` for contexts and the loader)::
+
+    check_charset(cmd.charset)                     # raises No [BADCHARSET (UTF-8 US-ASCII)]
+    matched = await evaluate_search(cmd.criteria, contexts, loader,
+                                    saved_uids=selected.saved_uids)
+    reply = search_reply(cmd, matched, esearch=imap4rev2)
+    write(reply.response)                          # may be b"" (RETURN (SAVE) alone)
+    if reply.saved_uids is not None: selected.saved_uids = reply.saved_uids
+
+``contexts`` must be the whole selected mailbox in sequence order (``*`` means its last
+message).  The result is the matching contexts in sequence order.
+
+Evaluation is staged so that a search costs only what its keys need: every message is first
+tested with its store ref alone (flags, size, dates, UIDs, sequence numbers, MODSEQ, EMAILID)
+using three-valued logic; only messages the tree cannot yet decide get their summary loaded
+(SENT*, FROM/TO/CC/BCC/SUBJECT), and only those still undecided then get their bytes read
+(HEADER, BODY, TEXT).  ``SEARCH FLAGGED BODY x`` thus reads only flagged messages.
+
+Choices where the RFCs leave room: dates compare as UTC calendar days (INTERNALDATE is written
+in +0000); SENT* compare the Date: header's own calendar day and never match a message without
+a usable Date:; \\Recent is not kept, so RECENT and NEW match nothing and OLD everything;
+THREADID matches nothing (we do not assign thread ids); an empty FROM/TO/CC/BCC/SUBJECT string
+matches messages whose field is non-empty.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from tidings.imap.commands import And, Not, Or, Search, SearchCriterion, SearchKey
+from tidings.imap.message_data import MessageContext, MessageLoader, email_id
+from tidings.imap.sequence import format_uid_set
+from tidings.imap.states import No
+from tidings.imap.wire import quote
+from tidings.mail.address_list import MailAddress
+from tidings.mail.message import MessageSummary
+from tidings.mail.search_text import body_contains, header_contains, text_contains
+
+SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
+BATCH = 200
+
+# Keys that need the summary, or the stored bytes; every other key is answered from the ref.
+_SUMMARY_KEYS = frozenset({"SENTBEFORE", "SENTON", "SENTSINCE", "FROM", "TO", "CC", "BCC", "SUBJECT"})
+_BLOB_KEYS = frozenset({"HEADER", "BODY", "TEXT"})
+_FLAG_KEYS = {
+    "ANSWERED": ("\\answered", True),
+    "DELETED": ("\\deleted", True),
+    "DRAFT": ("\\draft", True),
+    "FLAGGED": ("\\flagged", True),
+    "SEEN": ("\\seen", True),
+    "UNANSWERED": ("\\answered", False),
+    "UNDELETED": ("\\deleted", False),
+    "UNDRAFT": ("\\draft", False),
+    "UNFLAGGED": ("\\flagged", False),
+    "UNSEEN": ("\\seen", False),
+}
+_ADDRESS_KEYS = {"FROM": "from_addrs", "TO": "to_addrs", "CC": "cc_addrs", "BCC": "bcc_addrs"}
+
+
+def check_charset(charset: str | None) -> None:
+    """Refuse a CHARSET we do not search in (RFC 9051 6.4.4: NO [BADCHARSET (list)])."""
+    if charset is not None and charset.upper() not in SUPPORTED_CHARSETS:
+        supported = " ".join(SUPPORTED_CHARSETS)
+        raise No(f"Charset {charset} is not supported", code=f"BADCHARSET ({supported})")
+
+
+def uses_modseq(criteria: SearchCriterion) -> bool:
+    """Whether the search mentions MODSEQ, so the reply carries ``(MODSEQ n)`` (RFC 7162 3.1.5)."""
+    stack = [criteria]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, SearchKey):
+            if node.name == "MODSEQ":
+                return True
+        elif isinstance(node, And):
+            stack.extend(node.keys)
+        elif isinstance(node, Or):
+            stack += [node.left, node.right]
+        else:
+            stack.append(node.key)
+    return False
+
+
+@dataclass
+class _Candidate:
+    """One message under evaluation and whatever has been loaded for it so far."""
+
+    context: MessageContext
+    flags: frozenset[str] = field(default_factory=frozenset)  # lower-case
+    summary: MessageSummary | None = None
+    raw: bytes | None = None
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Mailbox-wide values the keys refer to."""
+
+    largest_seq: int
+    largest_uid: int
+    saved_uids: frozenset[int]
+    now: float
+
+
+async def evaluate_search(
+    criteria: SearchCriterion,
+    contexts: Sequence[MessageContext],
+    loader: MessageLoader,
+    *,
+    saved_uids: Iterable[int] = (),
+    now: float | None = None,
+) -> list[MessageContext]:
+    """The contexts matching ``criteria``, in the order given (sequence order).
+
+    ``saved_uids``: the UIDs ``$`` stands for (RFC 5182).  ``now``: the clock for OLDER and
+    YOUNGER (``time.time()`` when omitted).  Messages that vanished from the store while being
+    searched do not match.
+    """
+    scope = _Scope(
+        largest_seq=max((c.seq for c in contexts), default=0),
+        largest_uid=max((c.ref.uid for c in contexts), default=0),
+        saved_uids=frozenset(saved_uids),
+        now=time.time() if now is None else now,
+    )
+    matched: set[int] = set()  # seq numbers
+    undecided: list[_Candidate] = []
+    for context in contexts:
+        candidate = _Candidate(context, frozenset(flag.lower() for flag in context.ref.flags))
+        verdict = _evaluate(criteria, candidate, scope)
+        if verdict is None:
+            undecided.append(candidate)
+        elif verdict:
+            matched.add(context.seq)
+
+    still_undecided: list[_Candidate] = []
+    for start in range(0, len(undecided), BATCH):
+        batch = undecided[start : start + BATCH]
+        summaries = await loader.summaries([c.context.ref for c in batch])
+        for candidate in batch:
+            candidate.summary = summaries.get(candidate.context.ref.message_id)
+            if candidate.summary is None:
+                continue  # vanished
+            verdict = _evaluate(criteria, candidate, scope)
+            if verdict is None:
+                still_undecided.append(candidate)
+            elif verdict:
+                matched.add(candidate.context.seq)
+
+    for candidate in still_undecided:
+        candidate.raw = await loader.blob(candidate.context.ref)
+        if candidate.raw is not None and _evaluate(criteria, candidate, scope):
+            matched.add(candidate.context.seq)
+        candidate.raw = None  # keep at most one message's bytes alive
+
+    return [c for c in contexts if c.seq in matched]
+
+
+def _evaluate(node: SearchCriterion, candidate: _Candidate, scope: _Scope) -> bool | None:
+    """Three-valued (Kleene) evaluation: ``None`` when the data loaded so far cannot decide."""
+    if isinstance(node, SearchKey):
+        return _evaluate_key(node, candidate, scope)
+    if isinstance(node, Not):
+        inner = _evaluate(node.key, candidate, scope)
+        return None if inner is None else not inner
+    if isinstance(node, Or):
+        left = _evaluate(node.left, candidate, scope)
+        if left is True:
+            return True
+        right = _evaluate(node.right, candidate, scope)
+        if right is True:
+            return True
+        return None if left is None or right is None else False
+    result: bool | None = True
+    for key in node.keys:
+        verdict = _evaluate(key, candidate, scope)
+        if verdict is False:
+            return False
+        if verdict is None:
+            result = None
+    return result
+
+
+def _evaluate_key(key: SearchKey, candidate: _Candidate, scope: _Scope) -> bool | None:
+    name, args = key.name, key.args
+    ref = candidate.context.ref
+    if name in _SUMMARY_KEYS:
+        summary = candidate.summary
+        return None if summary is None else _summary_key(name, args, summary)
+    if name in _BLOB_KEYS:
+        if candidate.raw is None or candidate.summary is None:
+            return None
+        return _blob_key(name, args, candidate.raw, candidate.summary)
+    if name in _FLAG_KEYS:
+        flag, wanted = _FLAG_KEYS[name]
+        return (flag in candidate.flags) == wanted
+    if name == "ALL" or name == "SAVEDATESUPPORTED":
+        return True  # every mailbox keeps save dates (RFC 8514)
+    if name in ("RECENT", "NEW"):
+        return False  # \Recent is not kept; NEW is RECENT UNSEEN
+    if name == "OLD":
+        return True
+    if name == "KEYWORD":
+        return str(args[0]).lower() in candidate.flags
+    if name == "UNKEYWORD":
+        return str(args[0]).lower() not in candidate.flags
+    if name == "LARGER":
+        return ref.size > _number(args[0])
+    if name == "SMALLER":
+        return ref.size < _number(args[0])
+    if name in ("BEFORE", "ON", "SINCE"):
+        return _compare_day(name, _utc_day(ref.internal_date), args[0])
+    if name in ("SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"):
+        return _compare_day(name[5:], _utc_day(ref.save_date), args[0])
+    if name == "OLDER":
+        return scope.now - ref.internal_date >= _number(args[0])
+    if name == "YOUNGER":
+        return scope.now - ref.internal_date <= _number(args[0])
+    if name == "UID":
+        return _in_set(args[0], ref.uid, scope.largest_uid, ref.uid, scope)
+    if name == "SEQSET":
+        return _in_set(args[0], candidate.context.seq, scope.largest_seq, ref.uid, scope)
+    if name == "MODSEQ":
+        return ref.modseq >= _number(args[0])
+    if name == "EMAILID":
+        return email_id(ref) == args[0]
+    if name == "THREADID":
+        return False
+    raise ValueError(f"unknown search key {name}")
+
+
+def _number(value: object) -> int:
+    assert isinstance(value, int)
+    return value
+
+
+def _in_set(sequence_set, number: int, largest: int, uid: int, scope: _Scope) -> bool:
+    """Membership in a sequence set; ``$`` (RFC 5182) names saved messages by UID, whichever
+    numbering the set otherwise uses."""
+    if sequence_set.includes_saved and uid in scope.saved_uids:
+        return True
+    return largest > 0 and sequence_set.contains(number, largest)
+
+
+def _utc_day(timestamp: float) -> datetime.date:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).date()
+
+
+def _compare_day(relation: str, day: datetime.date, wanted: object) -> bool:
+    assert isinstance(wanted, datetime.date)
+    if relation == "BEFORE":
+        return day < wanted
+    if relation == "ON":
+        return day == wanted
+    return day >= wanted  # SINCE: "within or later than the specified date"
+
+
+def _summary_key(name: str, args: tuple[object, ...], summary: MessageSummary) -> bool:
+    if name.startswith("SENT"):
+        if summary.sent_date is None:
+            return False
+        # "disregarding time and timezone": the calendar day the Date: header names.
+        return _compare_day(name[4:], summary.sent_date.date(), args[0])
+    needle = str(args[0]).casefold()
+    if name == "SUBJECT":
+        return needle in summary.subject.casefold() if needle else bool(summary.subject)
+    addresses: list[MailAddress] = getattr(summary, _ADDRESS_KEYS[name])
+    if not needle:
+        return bool(addresses)
+    return any(needle in _address_text(address).casefold() for address in addresses)
+
+
+def _address_text(address: MailAddress) -> str:
+    """How an address reads in its header, RFC 2047 decoded: ``Name <local@host>``."""
+    return f"{address.name} <{address.addr_spec}>" if address.name else address.addr_spec
+
+
+def _blob_key(name: str, args: tuple[object, ...], raw: bytes, summary: MessageSummary) -> bool:
+    if name == "HEADER":
+        return header_contains(raw, summary, str(args[0]), str(args[1]))
+    if name == "BODY":
+        return body_contains(raw, summary, str(args[0]))
+    return text_contains(raw, summary, str(args[0]))
+
+
+# --------------------------------------------------------------------------- replies
+
+
+@dataclass(frozen=True)
+class SearchReply:
+    """What to send for a SEARCH (possibly ``b""``) and, for RETURN (SAVE), the UIDs ``$`` must
+    stand for from now on (``None``: leave the saved result alone)."""
+
+    response: bytes
+    saved_uids: list[int] | None = None
+
+
+def search_reply(command: Search, matched: Sequence[MessageContext], *, esearch: bool = False) -> SearchReply:
+    """The untagged reply to ``command`` given its matches (in sequence order).
+
+    ``esearch``: the client speaks IMAP4rev2, which answers even a plain SEARCH with
+    ``* ESEARCH ... ALL`` (RFC 9051 6.4.4); RETURN (...) always gets ESEARCH (RFC 4731).
+    """
+    numbers = [c.ref.uid if command.uid else c.seq for c in matched]
+    modseq = max((c.ref.modseq for c in matched), default=None) if uses_modseq(command.criteria) else None
+    options = command.return_options
+    if options is None:
+        if not esearch:
+            return SearchReply(format_search(numbers, modseq))
+        options = ("ALL",)
+    options = options or ("ALL",)  # RETURN () means ALL (RFC 4731 section 3.1)
+    saved = _saved_uids(options, matched) if "SAVE" in options else None
+    if set(options) == {"SAVE"}:
+        # RFC 5182 section 2.1: RETURN (SAVE) alone produces no ESEARCH response.
+        return SearchReply(b"", saved)
+    return SearchReply(format_esearch(command.tag, numbers, options, uid=command.uid, modseq=modseq), saved)
+
+
+def _saved_uids(options: Sequence[str], matched: Sequence[MessageContext]) -> list[int]:
+    """RFC 5182 section 2.1: with MIN and/or MAX but neither ALL nor COUNT, ``$`` holds only
+    the minimum and/or maximum; otherwise every match."""
+    uids = [c.ref.uid for c in matched]
+    if not uids or "ALL" in options or "COUNT" in options or not {"MIN", "MAX"} & set(options):
+        return uids
+    chosen = []
+    if "MIN" in options:
+        chosen.append(min(uids))
+    if "MAX" in options and max(uids) not in chosen:
+        chosen.append(max(uids))
+    return sorted(chosen)
+
+
+def format_search(numbers: Sequence[int], modseq: int | None = None) -> bytes:
+    """``* SEARCH 2 3 5 (MODSEQ 917162500)``; the MODSEQ part only when there are matches."""
+    line = b"* SEARCH"
+    if numbers:
+        line += b" " + b" ".join(b"%d" % n for n in numbers)
+        if modseq is not None:
+            line += b" (MODSEQ %d)" % modseq
+    return line + b"\r\n"
+
+
+def format_esearch(
+    tag: str,
+    numbers: Sequence[int],
+    options: Iterable[str],
+    *,
+    uid: bool,
+    modseq: int | None = None,
+    ordered: bool = False,
+) -> bytes:
+    """``* ESEARCH (TAG "a1") UID MIN 2 MAX 9 COUNT 3 ALL 2,5:6`` (RFC 4731 section 3.1).
+
+    MIN, MAX and ALL are left out when nothing matched; COUNT never is.  ``ordered`` (ESORT,
+    RFC 5267): ``numbers`` are in sort order, MIN/MAX are the first and last of that order
+    and ALL keeps the order, compressing only ascending runs.
+    """
+    wanted = set(options) or {"ALL"}
+    line = b"* ESEARCH (TAG " + quote(tag) + b")"
+    if uid:
+        line += b" UID"
+    if numbers:
+        if "MIN" in wanted:
+            line += b" MIN %d" % (numbers[0] if ordered else min(numbers))
+        if "MAX" in wanted:
+            line += b" MAX %d" % (numbers[-1] if ordered else max(numbers))
+    if "COUNT" in wanted:
+        line += b" COUNT %d" % len(numbers)
+    if numbers and "ALL" in wanted:
+        text = format_ordered_set(numbers) if ordered else format_uid_set(numbers)
+        line += b" ALL " + text.encode("ascii")
+    if numbers and modseq is not None:
+        line += b" MODSEQ %d" % modseq
+    return line + b"\r\n"
+
+
+def format_ordered_set(numbers: Sequence[int]) -> str:
+    """A sequence-set listing ``numbers`` in the given order: ascending runs become ``a:b``."""
+    runs: list[str] = []
+    start = previous = None
+    for number in numbers:
+        if previous is not None and number == previous + 1:
+            previous = number
+            continue
+        if start is not None:
+            runs.append(str(start) if start == previous else f"{start}:{previous}")
+        start = previous = number
+    if start is not None:
+        runs.append(str(start) if start == previous else f"{start}:{previous}")
+    return ",".join(runs)
