@@ -423,3 +423,11 @@ def test_a_client_that_disconnects_mid_handshake_does_not_hurt_the_server(pop):
     client = pop.pop3s()
     assert client.noop().startswith(b"+OK")
     client.quit()
+
+
+def test_the_maildrop_lock_is_per_database_so_two_servers_in_one_process_do_not_collide(pop, make_server):
+    other = Pop3Server(make_server("other", listeners=("pop3s",)))
+    first, second = pop.pop3s(), other.pop3s()  # both accounts have id 1 in their own database
+    assert first.noop().startswith(b"+OK") and second.noop().startswith(b"+OK")
+    first.quit()
+    second.quit()
