@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -238,24 +239,21 @@ class Accounts:
     async def authenticate(self, address: str, password: str) -> Account | None:
         """The account if `password` is right and the account enabled; None otherwise (same timing)."""
         try:
-            addr = parse_address(address)
+            addr: str | None = str(parse_address(address))
         except BadAddress:
-            verify_password(DUMMY_HASH, password)
-            return None
+            addr = None
 
         def op(tx: Tx):
-            return tx.conn.execute(select(s.accounts).where(s.accounts.c.address == str(addr))).first()
+            return tx.conn.execute(select(s.accounts).where(s.accounts.c.address == addr)).first()
 
-        row = await self.db.read(op)
-        if row is None or row.disabled:
-            verify_password(DUMMY_HASH, password)
-            return None
-        import asyncio
-
+        row = await self.db.read(op) if addr else None
+        usable = row is not None and not row.disabled
+        # argon2 takes milliseconds of CPU: keep it off the event loop. Unknown users are checked
+        # against a dummy hash so the reply takes as long as for a wrong password.
+        stored = row.password_hash if usable else DUMMY_HASH
         loop = asyncio.get_running_loop()
-        # argon2 takes milliseconds of CPU: keep it off the event loop.
-        ok = await loop.run_in_executor(None, verify_password, row.password_hash, password)
-        return _account(row) if ok else None
+        ok = await loop.run_in_executor(None, verify_password, stored, password)
+        return _account(row) if ok and usable else None
 
     # -- aliases -------------------------------------------------------------------------------
 
