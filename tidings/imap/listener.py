@@ -3,7 +3,8 @@
 
 ``start(app, name, host, port)`` is what :mod:`tidings.server` calls for each configured address.
 Each accepted connection gets a :class:`~tidings.imap.connection.Connection` and an
-:class:`~tidings.imap.session.ImapSession` running in the connection's own task.
+:class:`~tidings.imap.session.ImapSession` running in the connection's own task.  Closing the
+returned server also ends the open sessions (asyncio leaves them running otherwise).
 """
 
 from __future__ import annotations
@@ -19,19 +20,46 @@ STREAM_LIMIT = 128 * 1024  # StreamReader buffer cap; the parser bounds lines an
 TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
-async def start(app, name: str, host: str, port: int) -> asyncio.Server:
+class ImapListener:
+    """An ``asyncio.Server`` look-alike (sockets, close, wait_closed) that also owns its sessions."""
+
+    def __init__(self, server: asyncio.Server, sessions: set[asyncio.Task]) -> None:
+        self.server = server
+        self.sessions = sessions
+
+    @property
+    def sockets(self):
+        return self.server.sockets
+
+    def close(self) -> None:
+        self.server.close()
+        for task in list(self.sessions):
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        await self.server.wait_closed()
+        if self.sessions:
+            await asyncio.gather(*self.sessions, return_exceptions=True)
+
+
+async def start(app, name: str, host: str, port: int) -> ImapListener:
     if name not in ("imap", "imaps"):
         raise ValueError(f"not an IMAP listener: {name}")
+    sessions: set[asyncio.Task] = set()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        session = ImapSession(app, name, Connection(reader, writer))
-        await session.run()
+        task = asyncio.current_task()
+        sessions.add(task)
+        try:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await ImapSession(app, name, Connection(reader, writer)).run()
+        finally:
+            sessions.discard(task)
 
-    return await asyncio.start_server(
+    server = await asyncio.start_server(
         serve,
         host,
         port,
@@ -41,3 +69,4 @@ async def start(app, name: str, host: str, port: int) -> asyncio.Server:
         reuse_address=True,
         backlog=1024,
     )
+    return ImapListener(server, sessions)
