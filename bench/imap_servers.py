@@ -1,0 +1,297 @@
+"""The two IMAP servers the benchmarks compare, each run from a throwaway directory.
+
+`DovecotServer` writes a self-contained dovecot.conf (IMAP only, plaintext LOGIN allowed, a
+passwd-file with {PLAIN} passwords, Maildir under the temp dir, high port on 127.0.0.1) and runs
+`dovecot -F` as a child process. `TidingsServer` writes a TOML config (only the imap listener,
+[auth] allow_plaintext) and runs `python -m tidings.cli serve`; users are added with the CLI.
+Both are context managers that stop the server and remove the directory on every exit path.
+Nothing here ever listens anywhere but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DOVECOT = "/usr/sbin/dovecot"
+HOST = "127.0.0.1"
+DOMAIN = "bench.test"
+
+
+def free_port() -> int:
+    """A port the kernel says is free now (a tiny race with other programs is acceptable here)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def raise_nofile(target: int) -> int:
+    """Raise this process's open-file soft limit towards `target` (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(max(soft, target), hard) if hard != resource.RLIM_INFINITY else max(soft, target)
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float, log: Path | None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"server exited with status {proc.returncode}\n{tail}")
+        try:
+            with socket.create_connection((HOST, port), timeout=1) as sock:
+                sock.settimeout(5)
+                if sock.recv(200).startswith(b"* OK"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server did not answer on {HOST}:{port} within {timeout:.0f}s")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of one process (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size: shared pages divided among the processes that map them."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    """All descendants of `pid`, from /proc (no psutil on purpose)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+class _Server:
+    name = "?"
+
+    def __init__(self, users: dict[str, str], *, keep: bool = False, tmp: str | None = None) -> None:
+        self.users = users  # login name -> password
+        self.keep = keep
+        self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{self.name.lower()}-", dir=tmp))
+        # Dovecot's unprivileged helpers must be able to traverse the directory.
+        self.dir.chmod(0o755)
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log = self.dir / "server.log"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def login_name(self, user: str) -> str:
+        return user
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def describe(self) -> str:
+        return f"{self.name} on {HOST}:{self.port} (dir {self.dir})"
+
+
+class DovecotServer(_Server):
+    """Debian's dovecot-imapd with a config of our own; one `imap` process per connection."""
+
+    name = "Dovecot"
+
+    def start(self) -> None:
+        if not os.path.exists(DOVECOT):
+            raise RuntimeError(f"{DOVECOT} not found (apt-get install dovecot-imapd)")
+        d = self.dir
+        for sub in ("run", "state", "mail"):
+            (d / sub).mkdir()
+        mail_user, mail_group = _unprivileged_user()
+        os.chown(d / "mail", pwd.getpwnam(mail_user).pw_uid, grp.getgrnam(mail_group).gr_gid)
+        (d / "passwd").write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in self.users.items()))
+        # Client counts of thousands need the per-service and per-user limits raised; the
+        # defaults (100 processes, 10 connections per user and IP) would refuse the load.
+        conf = f"""
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {self.log}
+instance_name = bench-{self.port}
+protocols = imap
+listen = {HOST}
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = dovecot
+default_login_user = dovenull
+default_vsz_limit = 0
+mail_location = maildir:{d}/mail/%u
+mail_max_userip_connections = 100000
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={mail_user} gid={mail_group} home={d}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = {HOST}
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+  process_limit = 20000
+}}
+service imap {{
+  process_limit = 20000
+}}
+service auth {{
+  client_limit = 50000
+}}
+service anvil {{
+  client_limit = 50000
+}}
+"""
+        config = d / "dovecot.conf"
+        config.write_text(conf)
+        check = subprocess.run([DOVECOT, "-n", "-c", str(config)], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"dovecot rejected the config:\n{check.stderr}")
+        with open(d / "stdout.log", "wb") as out:
+            self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(config)], stdout=out, stderr=out)
+        wait_for_port(self.port, self.proc, 30, self.log)
+
+    def session_pids(self) -> list[int]:
+        """The per-connection `imap` processes (what an idle connection costs)."""
+        return [p for p in children(self.pid) if process_name(p) == "imap"]
+
+    def all_pids(self) -> list[int]:
+        return [self.pid, *children(self.pid)]
+
+
+def _unprivileged_user() -> tuple[str, str]:
+    """The user and group Dovecot stores mail as when we run as root; ourselves otherwise."""
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(os.getegid()).gr_name
+    for user, group in (("nobody", "nogroup"), ("nobody", "nobody")):
+        try:
+            pwd.getpwnam(user)
+            grp.getgrnam(group)
+            return user, group
+        except KeyError:
+            continue
+    raise RuntimeError("no unprivileged user (nobody) to store Dovecot's mail as")
+
+
+class TidingsServer(_Server):
+    """`tidings serve` from this checkout, SQLite under the temp dir, IMAP listener only."""
+
+    name = "Tidings"
+
+    def __init__(self, *args, python: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.python = python or sys.executable
+        self.config = self.dir / "tidings.toml"
+
+    def login_name(self, user: str) -> str:
+        return f"{user}@{DOMAIN}"
+
+    def _cli(self, *args: str, stdin: str | None = None) -> None:
+        command = [self.python, "-m", "tidings.cli", "--config", str(self.config), *args]
+        result = subprocess.run(command, input=stdin, capture_output=True, text=True, cwd=REPO)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:3])} failed: {result.stderr.strip()}")
+
+    def start(self) -> None:
+        self.config.write_text(
+            f"""data_dir = "{self.dir}/data"
+hostname = "{DOMAIN}"
+default_domain = "{DOMAIN}"
+
+[listen]
+imap = ["{HOST}:{self.port}"]
+
+[auth]
+allow_plaintext = true
+# The benchmark logs in thousands of times from one address.
+max_failures_per_ip = 1000000
+"""
+        )
+        self._cli("domain", "add", DOMAIN)
+        for user, password in self.users.items():
+            self._cli("user", "add", self.login_name(user), "--password-stdin", stdin=password + "\n")
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [self.python, "-m", "tidings.cli", "--config", str(self.config), "serve"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+        wait_for_port(self.port, self.proc, 60, self.log)
