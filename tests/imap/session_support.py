@@ -3,14 +3,13 @@ client for literals, pipelining and bad input (where imaplib would refuse to sen
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import re
 import socket
 import ssl
 import time
 import zlib
-
-import pytest
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
@@ -70,12 +69,6 @@ class ImapTestServer:
 
 def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-@pytest.fixture
-def imap(server) -> ImapTestServer:
-    """A running server with ALICE and BOB."""
-    return ImapTestServer(server)
 
 
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}\r\n$")
@@ -156,7 +149,7 @@ class RawImap:
         while time.monotonic() < deadline:
             try:
                 chunk = self.sock.recv(65536)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except (ConnectionError, ssl.SSLError, OSError):
                 return True
@@ -166,7 +159,5 @@ class RawImap:
         return False
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass

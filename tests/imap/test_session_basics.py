@@ -10,9 +10,14 @@ import ssl
 import pytest
 from imapclient import IMAPClient
 
-from tests.imap.session_support import ALICE, PASSWORD, RawImap, client_tls, imap, quote  # noqa: F401
+from tests.imap.session_support import ALICE, PASSWORD, ImapTestServer, RawImap, client_tls, quote
 from tidings.config import AuthSettings
 from tidings.imap import session as imap_session
+
+
+@pytest.fixture
+def imap(server) -> ImapTestServer:
+    return ImapTestServer(server)
 
 
 def test_greeting_carries_capabilities_and_implicit_tls_offers_auth_plain(imap):

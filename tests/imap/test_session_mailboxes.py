@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from imapclient import IMAPClient
 
-from tests.imap.session_support import ALICE, BOB, PASSWORD, client_tls, imap, message  # noqa: F401
+from tests.imap.session_support import ALICE, BOB, PASSWORD, ImapTestServer, client_tls, message
+
+
+@pytest.fixture
+def imap(server) -> ImapTestServer:
+    return ImapTestServer(server)
 
 
 def listed(lines: list[bytes]) -> dict[bytes, bytes]:
