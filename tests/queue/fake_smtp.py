@@ -35,6 +35,7 @@ class FakeSMTP:
         tls: ssl.SSLContext | None = None,
         rcpt_replies: dict[str, list[str]] | None = None,
         data_replies: list[str] | None = None,
+        data_delays: list[float] | None = None,
         greeting: str = "220 fake.test ESMTP",
     ) -> None:
         self.host = host
@@ -43,6 +44,10 @@ class FakeSMTP:
         self.tls = tls
         self.rcpt_replies = rcpt_replies or {}
         self.data_replies = data_replies or ["250 2.0.0 queued"]
+        # Seconds to sit on the final dot before answering (one per transaction, the last repeats);
+        # a message whose client is gone by then counts as not received (as if never committed).
+        self.data_delays = data_delays or [0.0]
+        self.data_started = 0
         self.greeting = greeting
         self.messages: list[Transaction] = []  # transactions whose DATA was accepted
         self.transactions: list[Transaction] = []  # every MAIL FROM, accepted or not
@@ -66,6 +71,10 @@ class FakeSMTP:
 
         async def close() -> None:
             self._server.close()
+            sessions = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in sessions:
+                task.cancel()
+            await asyncio.gather(*sessions, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -139,13 +148,19 @@ class FakeSMTP:
                             return
                         chunks.append(chunk[1:] if chunk.startswith(b"..") else chunk)
                     tx.data = b"".join(chunks)
+                    self.data_started += 1
                     answer = self._next(self.data_replies)
+                    delay = self._next(self.data_delays)
+                    if delay:
+                        await asyncio.sleep(delay)
+                        await reply(answer)  # raises if the client died meanwhile
                     if answer.startswith("2"):
                         self.messages.append(tx)
                         if self.on_data:
                             self.on_data(tx)
                     tx = None
-                    await reply(answer)
+                    if not delay:
+                        await reply(answer)
                 elif verb == "RSET":
                     tx = None
                     await reply("250 2.0.0 ok")

@@ -12,6 +12,7 @@ DSN (RFC 3461: RET, ENVID, NOTIFY, ORCPT).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import ssl
@@ -123,6 +124,9 @@ async def _transaction(
             raise HopFailure(_deferred_reply(exc.code, exc.message, hop.host)) from None
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             raise HopFailure(deferred("4.4.2", f"connection to {where} broke: {exc}")) from None
+    except asyncio.CancelledError:
+        client.close()  # shutting down: no polite QUIT to a server that may be slow to answer
+        raise
     finally:
         if client.is_connected:
             try:
