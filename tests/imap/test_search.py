@@ -305,3 +305,11 @@ def test_format_search_helpers():
     assert format_search([]) == b"* SEARCH\r\n"
     assert format_search([], modseq=7) == b"* SEARCH\r\n"
     assert format_search([4, 1], modseq=7) == b"* SEARCH 4 1 (MODSEQ 7)\r\n"
+
+
+def test_a_set_of_many_ranges_over_a_large_mailbox():
+    big = Mailbox([(ref(uid, PLAIN, blob="same"), PLAIN) for uid in range(1, 3001)])
+    odd = ",".join(str(n) for n in range(1, 3001, 2))
+    assert search(f"t SEARCH {odd}", big) == list(range(1, 3001, 2))
+    assert search(f"t UID SEARCH UID {odd} NOT 1:2999", big) == []
+    assert search("t SEARCH 2999:*", big) == [2999, 3000]

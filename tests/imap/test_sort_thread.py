@@ -10,7 +10,7 @@ import pytest
 from tests.imap.message_samples import Mailbox, crlf, parse, ref, run
 from tidings.imap.search import evaluate_search
 from tidings.imap.sort_thread import format_sort, format_thread, sort_messages, sort_reply, thread_messages
-from tidings.imap.states import No
+from tidings.imap.states import Bad
 
 
 def message(
@@ -205,7 +205,7 @@ def test_thread_orderedsubject_groups_by_base_subject_under_the_earliest_message
 def test_thread_of_nothing_and_unknown_algorithms():
     mailbox = rfc5256_thread_mailbox()
     assert thread("t THREAD REFERENCES UTF-8 KEYWORD none", mailbox) == b"* THREAD\r\n"
-    with pytest.raises(No):
+    with pytest.raises(Bad):
         thread("t THREAD SUBJECTISH UTF-8 ALL", mailbox)
 
 

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import datetime
 import time
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from tidings.imap.commands import And, Not, Or, Search, SearchCriterion, SearchKey
 from tidings.imap.message_data import MessageContext, MessageLoader, email_id
-from tidings.imap.sequence import format_uid_set
+from tidings.imap.sequence import SequenceSet, format_uid_set
 from tidings.imap.states import No
 from tidings.imap.wire import quote
 from tidings.mail.address_list import MailAddress
@@ -98,14 +99,32 @@ class _Candidate:
     raw: bytes | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Scope:
-    """Mailbox-wide values the keys refer to."""
+    """Mailbox-wide values the keys refer to, and sequence sets resolved once per search."""
 
     largest_seq: int
     largest_uid: int
     saved_uids: frozenset[int]
     now: float
+    resolved: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
+
+    def in_set(self, sequence_set: SequenceSet, number: int, largest: int, uid: int) -> bool:
+        """Membership in a sequence set, by binary search over its spans (a client may send
+        thousands of ranges).  ``$`` (RFC 5182) names saved messages by UID, whichever numbering
+        the set otherwise uses."""
+        if sequence_set.includes_saved and uid in self.saved_uids:
+            return True
+        spans = self.resolved.get(id(sequence_set))
+        if spans is None:
+            merged = sequence_set.resolve(largest) if largest > 0 else []
+            spans = self.resolved[id(sequence_set)] = (
+                [low for low, _ in merged],
+                [high for _, high in merged],
+            )
+        lows, highs = spans
+        index = bisect_right(lows, number) - 1
+        return index >= 0 and number <= highs[index]
 
 
 async def evaluate_search(
@@ -222,9 +241,9 @@ def _evaluate_key(key: SearchKey, candidate: _Candidate, scope: _Scope) -> bool 
     if name == "YOUNGER":
         return scope.now - ref.internal_date <= _number(args[0])
     if name == "UID":
-        return _in_set(args[0], ref.uid, scope.largest_uid, ref.uid, scope)
+        return scope.in_set(args[0], ref.uid, scope.largest_uid, ref.uid)
     if name == "SEQSET":
-        return _in_set(args[0], candidate.context.seq, scope.largest_seq, ref.uid, scope)
+        return scope.in_set(args[0], candidate.context.seq, scope.largest_seq, ref.uid)
     if name == "MODSEQ":
         return ref.modseq >= _number(args[0])
     if name == "EMAILID":
@@ -237,14 +256,6 @@ def _evaluate_key(key: SearchKey, candidate: _Candidate, scope: _Scope) -> bool 
 def _number(value: object) -> int:
     assert isinstance(value, int)
     return value
-
-
-def _in_set(sequence_set, number: int, largest: int, uid: int, scope: _Scope) -> bool:
-    """Membership in a sequence set; ``$`` (RFC 5182) names saved messages by UID, whichever
-    numbering the set otherwise uses."""
-    if sequence_set.includes_saved and uid in scope.saved_uids:
-        return True
-    return largest > 0 and sequence_set.contains(number, largest)
 
 
 def _utc_day(timestamp: float) -> datetime.date:

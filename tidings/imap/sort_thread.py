@@ -8,7 +8,7 @@ Interface for the session (contexts and loader: :mod:`tidings.imap.message_data`
     ordered = await sort_messages(cmd.criteria, matched, loader)
     reply = sort_reply(cmd, ordered)                             # a SearchReply
     # THREAD:
-    check_thread_algorithm(cmd.algorithm)                        # raises No for unknown ones
+    check_thread_algorithm(cmd.algorithm)                        # raises Bad for unknown ones
     threads = await thread_messages(cmd.algorithm, matched, loader, uid=cmd.uid)
     write(format_thread(threads))                                # b"* THREAD (2)(3 6 (4 23))\\r\\n"
 
@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from tidings.imap.commands import Sort, SortCriterion
 from tidings.imap.message_data import MessageContext, MessageLoader
 from tidings.imap.search import SearchReply, format_esearch, uses_modseq
-from tidings.imap.states import No
+from tidings.imap.states import Bad
 from tidings.mail.message import MessageSummary, thread_message
 from tidings.mail.sorting import sort_key
 from tidings.mail.threading import ThreadNode, format_threads, thread_orderedsubject, thread_references
@@ -106,8 +106,9 @@ def format_sort(numbers: Sequence[int], modseq: int | None = None) -> bytes:
 
 
 def check_thread_algorithm(algorithm: str) -> None:
+    """An algorithm we do not implement is an invalid argument: BAD (RFC 5256 section 3)."""
     if algorithm.upper() not in THREAD_ALGORITHMS:
-        raise No(f"Unsupported threading algorithm {algorithm}")
+        raise Bad(f"Unsupported threading algorithm {algorithm}")
 
 
 async def thread_messages(
