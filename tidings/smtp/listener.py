@@ -17,26 +17,27 @@ log = logging.getLogger(__name__)
 LISTENER_NAMES = ("smtp", "submission", "submissions")
 
 
-async def start(app, name: str, host: str, port: int) -> asyncio.Server:
+async def start(app, name: str, host: str, port: int) -> SmtpListener:
     """Listen on host:port with the behaviour `name` stands for; returns the asyncio server."""
     if name not in LISTENER_NAMES:
         raise ValueError(f"not an SMTP listener: {name}")
     mode = ListenerMode.for_listener(name)
     limits = app.config.limits
     loop = asyncio.get_running_loop()
-    tasks: set[asyncio.Task] = set()
+
+    connections: set[Connection] = set()
 
     def start_session(conn: Connection) -> None:
         task = loop.create_task(Session(app, mode, conn).run())
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        connections.add(conn)
+        task.add_done_callback(lambda _: connections.discard(conn))
 
     def make_connection() -> Connection:
         conn = Connection(limits.line_length, limits.idle_timeout)
         conn.on_connect = start_session
         return conn
 
-    return await loop.create_server(
+    server = await loop.create_server(
         make_connection,
         host,
         port,
@@ -45,3 +46,20 @@ async def start(app, name: str, host: str, port: int) -> asyncio.Server:
         reuse_address=True,
         backlog=512,
     )
+    return SmtpListener(server, connections)
+
+
+class SmtpListener:
+    """The asyncio.Server, plus: closing it also closes the open sessions (asyncio 3.11 does not)."""
+
+    def __init__(self, server: asyncio.Server, connections: set[Connection]) -> None:
+        self._server = server
+        self._connections = connections
+
+    def close(self) -> None:
+        self._server.close()
+        for conn in list(self._connections):
+            conn.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._server, name)

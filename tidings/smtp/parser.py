@@ -318,9 +318,11 @@ def _parse_mail(rest: str) -> MailFrom:
     path, param_text = _split_path(rest, "FROM")
     address = _path_address(path, allow_empty=True)
     values: dict = {}
+    seen: set[str] = set()
     for key, value in _params(param_text):
-        if key in values:
+        if key in seen:
             raise syntax_error(f"Duplicate parameter {key}")
+        seen.add(key)
         if key == "SIZE":
             if value is None or not _DIGITS.match(value):
                 raise syntax_error("SIZE needs a number")
@@ -366,9 +368,11 @@ def _parse_rcpt(rest: str) -> RcptTo:
     # RFC 5321 4.1.1.3: <Postmaster> without a domain is valid.
     address = path if path.lower() == "postmaster" else _path_address(path, allow_empty=False)
     values: dict = {}
+    seen: set[str] = set()
     for key, value in _params(param_text):
-        if key in values:
+        if key in seen:
             raise syntax_error(f"Duplicate parameter {key}")
+        seen.add(key)
         if key == "NOTIFY":
             items = [v.upper() for v in _needs_value(key, value).split(",")]
             if items != ["NEVER"] and not (set(items) <= _NOTIFY_VALUES and len(set(items)) == len(items)):
