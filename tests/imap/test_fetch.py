@@ -3,6 +3,7 @@ RFC 8514), built from real messages through an in-memory loader."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -19,7 +20,7 @@ from tests.imap.message_samples import (
     run,
 )
 from tidings.imap.fetch import encode_body, fetch_needs, fetch_responses, seen_targets
-from tidings.imap.message_data import email_id
+from tidings.imap.message_data import StoreMessageLoader, contexts_for, email_id
 from tidings.imap.states import No
 
 PLAIN_ENVELOPE = (
@@ -362,3 +363,58 @@ def test_a_message_gone_from_the_store_is_skipped_and_reported_as_expungeissued(
         run(collect())
     assert failure.value.code == "EXPUNGEISSUED"
     assert seen == [b"* 1 FETCH (BODY[]<0> {4}\r\nDate)\r\n", b"* 3 FETCH (BODY[]<0> {4}\r\nDate)\r\n"]
+
+
+# --------------------------------------------------------------------------- the store loader
+
+
+@pytest.fixture
+def stored_mailbox(tmp_path):
+    """A store opened directly with one account holding MIXED and PLAIN in its INBOX."""
+    from tests.support.running import fresh_database_url
+    from tidings.config import Config
+    from tidings.store import Store
+
+    loop = asyncio.new_event_loop()
+    store = Store.open(Config(data_dir=tmp_path / "data", database=fresh_database_url(), listen={"smtp": []}))
+
+    async def fill():
+        await store.accounts.add_domain("example.org")
+        account = await store.accounts.add_user("bob@example.org", "secret pass 1")
+        inbox = await store.mailboxes.get(account.id, "INBOX")
+        await store.mailboxes.append(account.id, inbox.id, MIXED, ["\\Seen"])
+        await store.mailboxes.append(account.id, inbox.id, PLAIN)
+        _, refs = await store.mailboxes.messages(inbox.id)
+        return refs
+
+    refs = loop.run_until_complete(fill())
+    yield store, refs, loop.run_until_complete
+    store.close()
+    loop.close()
+
+
+def test_store_loader_serves_summaries_and_bytes_and_fetch_works_on_them(stored_mailbox):
+    store, refs, run_on_loop = stored_mailbox
+    loader = StoreMessageLoader(store.mailboxes)
+    contexts = contexts_for(refs)
+
+    async def go():
+        command = parse("a UID FETCH 1:* (FLAGS BODYSTRUCTURE BINARY.PEEK[2])")
+        return [r async for r in fetch_responses(command.items, contexts[:1], loader, uid=True)]
+
+    [response] = run_on_loop(go())
+    assert response.startswith(
+        b'* 1 FETCH (UID 1 FLAGS (\\Seen) BODYSTRUCTURE (("TEXT" "PLAIN" ("CHARSET" "utf-8")'
+    )
+    assert response.endswith(b"BINARY[2] ~{6}\r\n" + ATTACHMENT_BYTES + b")\r\n")
+    summaries = run_on_loop(loader.summaries(refs))
+    assert summaries[refs[1].message_id].subject == "afternoon meeting"
+    assert run_on_loop(loader.blob(refs[1])) == PLAIN
+
+
+def test_store_loader_leaves_out_messages_that_no_longer_exist(stored_mailbox):
+    store, refs, run_on_loop = stored_mailbox
+    loader = StoreMessageLoader(store.mailboxes)
+    ghost = dataclasses.replace(refs[0], message_id=999_999, blob_hash="0" * 64)
+    assert dict(run_on_loop(loader.summaries([ghost]))) == {}
+    assert run_on_loop(loader.blob(ghost)) is None
