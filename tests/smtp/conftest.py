@@ -29,7 +29,8 @@ def message(
     extra: str = "",
 ) -> bytes:
     return (
-        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n{extra}Message-ID: <{subject.replace(' ', '.')}@t>\r\n"
+        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n{extra}"
+        f"Message-ID: <{subject.replace(' ', '.')}@t>\r\n"
         f"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n{body}"
     ).encode()
 

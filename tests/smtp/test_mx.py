@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import smtplib
 import subprocess
@@ -94,11 +95,13 @@ def test_pipelined_transactions_get_their_replies_in_order(smtp):
     client = smtp.raw()
     client.command("EHLO c.test")
     client.send(
-        b"MAIL FROM:<carol@remote.test>\r\nRCPT TO:<nobody@example.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+        b"MAIL FROM:<carol@remote.test>\r\nRCPT TO:<nobody@example.test>\r\n"
+        b"RCPT TO:<alice@example.test>\r\nDATA\r\n"
     )
     assert [client.reply()[0] for _ in range(4)] == [250, 550, 250, 354]
     client.send(
-        b"Subject: one\r\n\r\nbody\r\n.\r\nMAIL FROM:<c@remote.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"
+        b"Subject: one\r\n\r\nbody\r\n.\r\n"
+        b"MAIL FROM:<c@remote.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"
     )
     assert [client.reply()[0] for _ in range(4)] == [250, 250, 250, 354]
     client.send(b"Subject: two\r\n\r\n..dot\r\n.\r\nQUIT\r\n")
@@ -123,7 +126,8 @@ def test_bdat_chunks_make_one_message(smtp):
 def test_a_non_utf8_header_and_malformed_mime_are_still_accepted(smtp):
     broken = (
         b'Subject: caf\xe9 \xff\xfe\r\nContent-Type: multipart/mixed; boundary="never-closed"\r\n\r\n'
-        b"--never-closed\r\nContent-Type: text/plain; charset=bogus\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"--never-closed\r\nContent-Type: text/plain; charset=bogus\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
         b"!!!not base64!!!\r\n"
     )
     with smtp.mx() as client:
@@ -191,10 +195,9 @@ def test_a_20_megabyte_line_gets_500_and_the_server_carries_on(smtp):
     client.command("EHLO c.test")
 
     def flood():
-        try:
+        # The server may stop reading once it has answered.
+        with contextlib.suppress(OSError):
             client.sock.sendall(b"NOOP " + b"x" * (20 * 1024 * 1024) + b"\r\n")
-        except OSError:
-            pass  # the server may stop reading once it has answered
 
     sender = threading.Thread(target=flood)
     sender.start()
