@@ -56,6 +56,8 @@ async def start(app, name: str, host: str, port: int) -> ImapListener:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             await ImapSession(app, name, Connection(reader, writer)).run()
+        except asyncio.CancelledError:
+            pass  # server shutdown; ending normally keeps asyncio's stream callback quiet
         finally:
             sessions.discard(task)
 

@@ -43,9 +43,8 @@ async def select(session, cmd: c.Select):
     if cmd.read_only:
         session.untagged("OK [PERMANENTFLAGS ()] No permanent flags in a read-only mailbox")
     else:
-        session.untagged(
-            b"OK [PERMANENTFLAGS " + format_flag_list([*all_flags, "\\*"]) + b"] Flags permitted"
-        )
+        permanent = " ".join([*all_flags, "\\*"]).encode()  # \* last, as clients expect
+        session.untagged(b"OK [PERMANENTFLAGS (" + permanent + b")] Flags permitted")
     session.untagged(b"%d EXISTS" % len(refs))
     if not session.rev2:
         session.untagged("0 RECENT")
