@@ -107,7 +107,7 @@ class _Scope:
     largest_uid: int
     saved_uids: frozenset[int]
     now: float
-    resolved: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
+    resolved: dict[tuple[int, int], tuple[list[int], list[int]]] = field(default_factory=dict)
 
     def in_set(self, sequence_set: SequenceSet, number: int, largest: int, uid: int) -> bool:
         """Membership in a sequence set, by binary search over its spans (a client may send
@@ -115,10 +115,10 @@ class _Scope:
         the set otherwise uses."""
         if sequence_set.includes_saved and uid in self.saved_uids:
             return True
-        spans = self.resolved.get(id(sequence_set))
+        spans = self.resolved.get((id(sequence_set), largest))
         if spans is None:
             merged = sequence_set.resolve(largest) if largest > 0 else []
-            spans = self.resolved[id(sequence_set)] = (
+            spans = self.resolved[(id(sequence_set), largest)] = (
                 [low for low, _ in merged],
                 [high for _, high in merged],
             )
