@@ -57,8 +57,8 @@ SEARCHES = [
     "UID SEARCH UNSEEN",
     "UID SEARCH FLAGGED SINCE 1-Jun-2024",
     'UID SEARCH FROM "alice"',
-    f'UID SEARCH SUBJECT "{imap_corpus.SEARCH_WORDS[0]}"',
-    f'UID SEARCH BODY "{imap_corpus.SEARCH_WORDS[3]}"',
+    'UID SEARCH SUBJECT "budget"',
+    f'UID SEARCH BODY "{imap_corpus.RARE_WORDS[0]}"',
 ]
 HEADER_FETCHES = [
     "(UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE MESSAGE-ID)])",
@@ -139,6 +139,43 @@ async def mailbox_fingerprint(server, user: str) -> tuple[int, int]:
         return len(sizes), sum(sizes)
     finally:
         await client.logout()
+
+
+# Run on the freshly loaded first mailbox; both servers must give the same answers.
+PROBE_SEARCHES = [
+    "SEARCH UNSEEN",
+    "SEARCH FLAGGED SINCE 1-Jun-2024",
+    'SEARCH FROM "alice"',
+    'SEARCH SUBJECT "budget"',
+    f'SEARCH BODY "{imap_corpus.RARE_WORDS[0]}"',
+    f'SEARCH TEXT "{imap_corpus.RARE_WORDS[1]}"',
+    f'SEARCH OR BODY "{imap_corpus.RARE_WORDS[2]}" HEADER Subject "report"',
+    "SEARCH LARGER 15000 NOT SEEN",
+]
+
+
+async def probe_answers(server, user: str, messages: list[bytes]) -> dict[str, str]:
+    """Answers to fixed SEARCHes (as sequence numbers) and whether FETCH BODY[] gives back the bytes."""
+    client = await ImapClient.connect(HOST, server.port)
+    answers: dict[str, str] = {}
+    try:
+        await client.login(server.login_name(user), server.users[user])
+        await client.select("INBOX")
+        for command in PROBE_SEARCHES:
+            response = await client.command(command)
+            answers[command] = (
+                " ".join(map(str, sorted(response.search_uids())))
+                if response.ok
+                else f"{response.status} {response.text[:80]!r}"
+            )
+        count = min(10, len(messages))
+        response = await client.command(f"FETCH 1:{count} (BODY.PEEK[])")
+        bodies = [line.split(b"}", 1)[1][:-1] for line in response.untagged if b"BODY[]" in line]
+        same = sum(1 for got, sent in zip(bodies, messages, strict=False) if got == sent)
+        answers[f"FETCH 1:{count} BODY[] = APPENDed bytes"] = f"{same} of {count}"
+    finally:
+        await client.logout()
+    return answers
 
 
 # -- the mixed workload --------------------------------------------------------------------------
@@ -321,6 +358,7 @@ class ServerResult:
     name: str
     load_seconds: float = 0.0
     fingerprint: dict[str, tuple[int, int]] = field(default_factory=dict)
+    probes: dict[str, str] = field(default_factory=dict)
     runs: dict[int, Stats] = field(default_factory=dict)
     idle: IdleMemory | None = None
     failure: str = ""
@@ -332,6 +370,8 @@ async def bench_server(server, corpora, client_counts, duration, idle_count) -> 
     result.load_seconds = await load_mailboxes(server, corpora)
     for user in corpora:
         result.fingerprint[user] = await mailbox_fingerprint(server, user)
+    first = next(iter(corpora))
+    result.probes = await probe_answers(server, first, corpora[first])
     for clients in client_counts:
         print(f"  {server.name}: {clients} clients for {duration:.0f}s", flush=True)
         stats = await run_mix(server, corpora, clients, duration)
@@ -407,6 +447,11 @@ def report(results: list[ServerResult], args, corpora) -> None:
                 d, t = dovecot.fingerprint.get(user), tidings.fingerprint.get(user)
                 if d != t:
                     print(f"  {user}: Dovecot {d}, Tidings {t}")
+    if dovecot and tidings and dovecot.probes and tidings.probes:
+        differ = [k for k in dovecot.probes if dovecot.probes[k] != tidings.probes.get(k)]
+        print(f"probe answers (SEARCH, FETCH BODY[]) identical: {'yes' if not differ else 'NO'}")
+        for key in differ:
+            print(f"  {key}: Dovecot {dovecot.probes[key][:100]!r}, Tidings {tidings.probes.get(key)!r:.100}")
     print()
     header = (
         f"{'clients':>7}  {'Dovecot ops/s':>13}  {'Tidings ops/s':>13}  {'Tidings/Dovecot':>15}"

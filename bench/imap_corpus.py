@@ -63,8 +63,9 @@ WORDS = [
 ]
 PEOPLE = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
 DOMAINS = ["example.org", "example.net", "mail.example.com"]
-# Words the SEARCH mix looks for; they occur in a fraction of the messages.
-SEARCH_WORDS = ["budget", "invoice", "release", "harbour", "concert"]
+# Words the SEARCH mix looks for in bodies; each is put into a few messages only, so that a
+# search has a selective answer (the common words above occur in nearly every body).
+RARE_WORDS = ["zeppelin", "marzipan", "quokka"]
 
 
 def _sentence(rng: random.Random) -> str:
@@ -96,6 +97,8 @@ def make_message(rng: random.Random, index: int, recipient: str) -> bytes:
     date = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randint(0, 600_000))
     subject = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 6))).capitalize()
     target = rng.randint(2_000, 20_000)
+    rare = [word for word in RARE_WORDS if rng.random() < 0.08]
+    extra = "".join(f"\r\nPS: remember the {word} for next week.\r\n" for word in rare)
     headers = [
         f"Return-Path: <{sender}>",
         f"Received: from mx.{sender.split('@')[1]} by bench.test; {format_datetime(date)}",
@@ -110,10 +113,10 @@ def make_message(rng: random.Random, index: int, recipient: str) -> bytes:
     if kind < 0.65:
         headers.append("Content-Type: text/plain; charset=utf-8")
         headers.append("Content-Transfer-Encoding: 8bit")
-        body = _paragraphs(rng, target - 400)
+        body = _paragraphs(rng, target - 400) + extra
         return ("\r\n".join(headers) + "\r\n\r\n" + body + "\r\n").encode()
     boundary = f"=_bench_{index}_{rng.randrange(1 << 32):08x}"
-    text = _paragraphs(rng, target // 3)
+    text = _paragraphs(rng, target // 3) + extra
     html = "<html><body><p>" + text.replace("\r\n\r\n", "</p>\r\n<p>") + "</p></body></html>"
     alternative = (
         f'Content-Type: multipart/alternative; boundary="{boundary}a"\r\n\r\n'

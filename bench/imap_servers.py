@@ -191,6 +191,9 @@ default_login_user = dovenull
 default_vsz_limit = 0
 mail_location = maildir:{d}/mail/%u
 mail_max_userip_connections = 100000
+# Thousands of imap processes under one uid exhaust inotify instances (128 by default), after
+# which Dovecot notices new mail in IDLE only by polling, every 30 s by default.
+mailbox_idle_check_interval = 1 secs
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/passwd
