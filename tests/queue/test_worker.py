@@ -15,6 +15,7 @@ from tests.support.running import RunningServer
 from tidings.cli import main
 from tidings.config import QueueSettings
 from tidings.mail.dkim import make_key
+from tidings.queue.dsn import Original, RecipientReport, bounce
 from tidings.store.delivery import Envelope
 
 MESSAGE = (
@@ -192,6 +193,30 @@ def test_bounce_of_a_null_sender_message_is_dropped(fake, sender_server):
     accept(a, sender="", remote=["bob@b.test"])
     wait_until(lambda: queue_count(a) == 0, what="entry finished")
     assert inbox(a, "alice@a.test") == []
+
+
+def test_bounce_to_a_remote_sender_is_queued_with_the_null_reverse_path(fake, sender_server):
+    peer = fake(rcpt_replies={"nobody@b.test": ["550 5.1.1 no such user"]})
+    a = sender_server(peer)
+    accept(a, sender="someone@b.test", remote=["nobody@b.test"])
+    [tx] = peer.wait_messages(1)
+    assert tx.mail_from == "" and tx.rcpts == [("someone@b.test", ["NOTIFY=NEVER"])]
+    assert parse(tx.data).get_content_type() == "multipart/report"
+    wait_until(lambda: queue_count(a) == 0, what="empty queue")
+
+
+def test_bounce_api_reports_over_quota_recipients_for_the_smtp_server(sender_server):
+    a = sender_server(None)
+    a.add_user("alice@a.test")
+    stored = accept(a, remote=[], local=["alice@a.test"])  # only to have the message as a blob
+    original = Original("alice@a.test", stored.blob_hash, time.time(), envid="X1", ret="HDRS")
+    full = RecipientReport("full@a.test", "failed", "5.2.2", "552 5.2.2 mailbox full", notify="FAILURE")
+    silent = RecipientReport("quiet@a.test", "failed", "5.2.2", notify="NEVER")
+    assert a.call(bounce(a.app, original, [full, silent])) is True
+    messages = wait_until(lambda: len(inbox(a, "alice@a.test")) == 2 and inbox(a, "alice@a.test"), what="DSN")
+    [group] = recipient_groups(messages[1])
+    assert group["Final-Recipient"] == "rfc822;full@a.test" and group["Status"] == "5.2.2"
+    assert list(parse(messages[1]).iter_parts())[2].get_content_type() == "text/rfc822-headers"
 
 
 def test_notify_success_to_a_server_without_dsn_gives_a_relayed_report(fake, sender_server):

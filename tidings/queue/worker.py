@@ -280,13 +280,18 @@ class QueueWorker:
             state = {"delivered": "delivered", "failed": "failed"}.get(attempt.state, "pending")
             outcomes.append(RecipientOutcome(recipient.id, state, attempt.reply, attempt.remote_mta))
 
-        if failures:
-            await bounce(self.app, entry, failures)
-        if successes:
-            await send_report(self.app, entry, successes)
         warn = bool(delays) and backoff.delay_warning_due(now, entry.release_at, entry.delay_warned, settings)
-        if warn:
-            await send_report(self.app, entry, delays)
+        # A failing report must not undo the attempt: recording it matters more (no repeated delivery).
+        for reports, send in (
+            (failures, bounce),
+            (successes, send_report),
+            (delays if warn else [], send_report),
+        ):
+            if reports:
+                try:
+                    await send(self.app, entry, reports)
+                except Exception:
+                    log.exception("queue %s: sending the %s DSN failed", entry.id, reports[0].action)
         for report in failures:
             log.info("queue %s: %s failed: %s", entry.id, report.address, report.diagnostic)
         finished = await self.store.queue.record(
