@@ -52,6 +52,8 @@ class FakeSMTP:
         self.messages: list[Transaction] = []  # transactions whose DATA was accepted
         self.transactions: list[Transaction] = []  # every MAIL FROM, accepted or not
         self.connections = 0
+        self.active = 0  # sessions open right now, and the most there ever were at once
+        self.max_active = 0
         self.on_data: Callable[[Transaction], None] | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-smtp", daemon=True)
@@ -95,6 +97,8 @@ class FakeSMTP:
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
         helo, encrypted, tx = "", False, None
 
         async def reply(text: str) -> None:
@@ -172,4 +176,5 @@ class FakeSMTP:
         except (ConnectionError, ssl.SSLError):
             pass
         finally:
+            self.active -= 1
             writer.close()

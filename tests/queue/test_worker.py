@@ -313,6 +313,15 @@ def test_lease_of_a_long_delivery_is_renewed(fake, sender_server):
     assert len(peer.transactions) == 1  # never claimed a second time while the first was running
 
 
+def test_connections_per_domain_are_limited(fake, sender_server):
+    peer = fake(data_delays=[0.3])
+    a = sender_server(peer, per_domain_concurrency=2)
+    for _ in range(5):
+        accept(a, remote=["bob@b.test"])
+    peer.wait_messages(5, timeout=10)
+    assert peer.max_active == 2
+
+
 def test_worker_wakes_on_queue_change_without_waiting_for_the_poll(fake, sender_server):
     peer = fake()
     a = sender_server(peer, poll_interval=30)
