@@ -145,3 +145,18 @@ def test_implicit_tls_port_refuses_plaintext(imap):
         data = b""
     assert not data.startswith(b"* OK")
     sock.close()
+
+
+def test_starttls_discards_plaintext_pipelined_behind_it(imap):
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", imap.ports["imap"]), timeout=10)
+    reader = sock.makefile("rb")
+    reader.readline()
+    sock.sendall(b"S1 STARTTLS\r\nS2 CAPABILITY\r\n")  # S2 must not survive into the TLS session
+    assert reader.readline().startswith(b"S1 OK")
+    tls = client_tls().wrap_socket(sock)
+    tls.sendall(b"S3 NOOP\r\n")
+    reply = tls.recv(4096)
+    assert reply.startswith(b"S3 OK") and b"S2" not in reply
+    tls.close()

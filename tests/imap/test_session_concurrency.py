@@ -133,3 +133,23 @@ def test_pipelined_commands_answer_in_order(imap):
     lines = raw.until_tagged("P4")
     tagged = [line.split(b" ")[0] for line in lines if line.startswith(b"P")]
     assert tagged == [b"P1", b"P2", b"P3", b"P4"]
+
+
+def test_append_to_the_selected_mailbox_announces_exists(imap):
+    raw = imap.raw(login=ALICE)
+    raw.command("SELECT INBOX")
+    body = message("appended")
+    raw.send(b"A1 APPEND INBOX {%d+}\r\n%s\r\n" % (len(body), body))
+    lines = raw.until_tagged("A1")
+    assert lines[0] == b"* 4 EXISTS" and lines[-1].startswith(b"A1 OK [APPENDUID")
+
+
+def test_large_expunge_by_another_session_renumbers_correctly(imap):
+    for index in range(40):
+        imap.deliver(message(f"bulk {index}"))
+    watcher, actor = two_sessions(imap)
+    actor.command("STORE 2:42 +FLAGS.SILENT (\\Deleted)")
+    actor.command("EXPUNGE")
+    lines = watcher.command("NOOP")
+    assert lines[:2] == [b"* 42 EXPUNGE", b"* 41 EXPUNGE"] and len(lines) == 42
+    assert watcher.command("FETCH 1:* UID")[:2] == [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 43)"]

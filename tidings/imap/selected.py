@@ -193,10 +193,12 @@ class SelectedMailbox:
             # Highest first: announcing one does not renumber the ones still to come.
             for index in indexes:
                 out += b"* %d EXPUNGE\r\n" % (index + 1)
-        for index in indexes:
-            uid = self.refs[index].uid
-            self._flags_changed.discard(uid)
-            del self.refs[index]
+        self._flags_changed -= pending
+        if len(indexes) > 16:
+            self.refs = [ref for ref in self.refs if ref.uid not in pending]  # one pass, not n deletes
+        else:
+            for index in indexes:
+                del self.refs[index]
         if self.saved_uids:
             self.saved_uids = [u for u in self.saved_uids if u not in pending]
 

@@ -80,6 +80,34 @@ _AUTHENTICATED_CAPABILITIES = (
 )
 
 
+# (store, mailbox id, modseq) -> (hub publish count when the query started, its future).
+_CHANGES_IN_FLIGHT: dict[tuple[int, int, int], tuple[int, asyncio.Future]] = {}
+
+
+async def shared_changes_since(store, mailbox_id: int, modseq: int):
+    """``changes_since`` shared by every session that asks the same question at the same time.
+
+    One delivery wakes every session idling on that mailbox; they all ask for the changes since
+    the same modseq, so one query serves them.  A session may only join a query that started
+    after the change that woke it was published (the hub publishes after commit), otherwise the
+    query's snapshot could predate that change.
+    """
+    published = store.hub.published
+    key = (id(store), mailbox_id, modseq)
+    entry = _CHANGES_IN_FLIGHT.get(key)
+    if entry is None or entry[0] < published:
+        future = asyncio.ensure_future(store.mailboxes.changes_since(mailbox_id, modseq))
+        entry = (published, future)
+        _CHANGES_IN_FLIGHT[key] = entry
+
+        def forget(_: asyncio.Future, key=key, entry=entry) -> None:
+            if _CHANGES_IN_FLIGHT.get(key) is entry:
+                del _CHANGES_IN_FLIGHT[key]
+
+        future.add_done_callback(forget)
+    return await asyncio.shield(entry[1])
+
+
 class ConnectionDone(Exception):
     """The connection is over (client went away, fatal error, BYE sent)."""
 
@@ -350,7 +378,7 @@ class ImapSession:
         if selected is None or (selected.mailbox_id not in touched and None not in touched):
             return
         try:
-            changes = await self.store.mailboxes.changes_since(selected.mailbox_id, selected.modseq)
+            changes = await shared_changes_since(self.store, selected.mailbox_id, selected.modseq)
         except NotFound:
             self.untagged("BYE The selected mailbox was deleted")
             self.state = State.LOGOUT
@@ -396,7 +424,8 @@ class ImapSession:
         await self.flush()
         self.parser.expect_raw_line()
         events = self.parser.feed(b"")
-        read_task: asyncio.Task | None = None
+        read_task: asyncio.Future | None = None
+        wake: asyncio.Future | None = None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + AUTHENTICATED_TIMEOUT
         try:
@@ -404,7 +433,6 @@ class ImapSession:
                 if read_task is None:
                     read_task = asyncio.ensure_future(self.conn.read())
                 waiters: set[asyncio.Future] = {read_task}
-                wake = None
                 if self.waiter is not None:
                     wake = asyncio.ensure_future(self.waiter.wait())
                     waiters.add(wake)
@@ -426,6 +454,8 @@ class ImapSession:
                         raise ConnectionDone()
                     events = self.parser.feed(data)
         finally:
+            if wake is not None and not wake.done():
+                wake.cancel()
             if read_task is not None:
                 read_task.cancel()
                 with contextlib.suppress(BaseException):
