@@ -285,3 +285,20 @@ def test_swaks_delivers_and_is_refused_as_relay(smtp):
     )
     assert relay.returncode != 0 and "5.7.1" in relay.stdout
     assert b"Subject: swaks" in smtp.inbox(ALICE)[0]
+
+
+def test_over_quota_recipient_among_others_is_bounced_after_acceptance(make_server):
+    from tests.smtp.conftest import SMTP_LISTENERS, SmtpServer
+
+    smtp = SmtpServer(make_server("bounce", listeners=SMTP_LISTENERS))
+    smtp.call(smtp.store.accounts.set_quota(ALICE, 3000))
+    big = message("big", sender=BOB, body="y" * 98 + "\r\n" * 40 + "z" * 4000 + "\r\n")
+    with smtp.mx() as client:
+        client.ehlo()
+        client.mail(BOB)  # no SIZE: at RCPT time the message may still fit
+        assert client.rcpt(ALICE)[0] == 250 and client.rcpt(BOB)[0] == 250
+        assert client.data(big)[0] == 250
+    assert smtp.inbox(ALICE) == []
+    original, report = smtp.inbox(BOB)
+    assert b"Subject: big" in original
+    assert b"multipart/report" in report and b"Status: 5.2.2" in report and ALICE.encode() in report

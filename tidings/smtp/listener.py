@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 from tidings.smtp.connection import Connection
+from tidings.smtp.policy import RecipientRouter
 from tidings.smtp.session import ListenerMode, Session
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,10 @@ async def start(app, name: str, host: str, port: int) -> SmtpListener:
     loop = asyncio.get_running_loop()
 
     connections: set[Connection] = set()
+    router = RecipientRouter(app.store, app.config.default_domain)
 
     def start_session(conn: Connection) -> None:
-        task = loop.create_task(Session(app, mode, conn).run())
+        task = loop.create_task(Session(app, mode, conn, router).run())
         connections.add(conn)
         task.add_done_callback(lambda _: connections.discard(conn))
 

@@ -13,11 +13,18 @@ The rules (also in the operator documentation):
 
 Decisions come back as `RecipientRoute` or a `PolicyRefusal` carrying the SMTP reply; this module
 asks the store through its public API only.
+
+`RecipientRouter` remembers positive routing answers for ROUTE_CACHE_SECONDS (like Postfix's
+lookup caches): a busy MX asks the database once per address and second instead of once per
+message. Refusals are never cached, so a new user or alias works at once; a removed one may still
+be accepted for that long (delivery then refuses it). Quota is always checked fresh when the
+account has a quota.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 
 from tidings.mail.address import BadAddress, parse_address
 from tidings.store import NotFound, Store
@@ -39,6 +46,41 @@ class RecipientRoute:
     address: str  # as given (normalised)
     local: list[str] = field(default_factory=list)
     remote: list[str] = field(default_factory=list)
+    quota_checked: bool = False  # some local account has a quota (re-check it on every use)
+
+
+ROUTE_CACHE_SECONDS = 2.0
+ROUTE_CACHE_ENTRIES = 10_000
+
+
+class RecipientRouter:
+    """`route_recipient` with a short-lived cache of positive answers (one per listener)."""
+
+    def __init__(self, store: Store, default_domain: str) -> None:
+        self.store = store
+        self.default_domain = default_domain
+        self._cache: dict[tuple[str, bool], tuple[float, RecipientRoute, bool]] = {}
+
+    async def route(self, address: str, *, authenticated: bool, declared_size: int | None) -> RecipientRoute:
+        key = (address, authenticated)
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            _, route, has_quota = hit
+            if has_quota:
+                await _check_quota(self.store, route.local, declared_size, route.address)
+            return replace(route, local=list(route.local), remote=list(route.remote))
+        route = await route_recipient(
+            self.store,
+            address,
+            authenticated=authenticated,
+            default_domain=self.default_domain,
+            declared_size=declared_size,
+        )
+        if len(self._cache) >= ROUTE_CACHE_ENTRIES:
+            self._cache.clear()
+        self._cache[key] = (now + ROUTE_CACHE_SECONDS, route, route.quota_checked)
+        return replace(route, local=list(route.local), remote=list(route.remote))
 
 
 async def route_recipient(
@@ -75,7 +117,7 @@ async def route_recipient(
     if not route.local and not route.remote:
         raise PolicyRefusal(550, "5.1.1", f"<{normal}>: no such user here")
     if route.local and not route.remote:
-        await _check_quota(store, route.local, declared_size, normal)
+        route.quota_checked = await _check_quota(store, route.local, declared_size, normal)
     return route
 
 
@@ -95,15 +137,18 @@ def _same_mailbox(target: str, address: str) -> bool:
     return "+" in local[1:] and f"{local.split('+', 1)[0]}@{domain}" == target
 
 
-async def _check_quota(store: Store, accounts: list[str], declared_size: int | None, address: str) -> None:
-    """Refuse when no local mailbox of this recipient has room (RFC 1870 section 6.1, RFC 3463 5.2.2)."""
+async def _check_quota(store: Store, accounts: list[str], declared_size: int | None, address: str) -> bool:
+    """Refuse when no local mailbox of this recipient has room (RFC 1870 section 6.1, RFC 3463 5.2.2).
+    Returns whether any of the accounts has a quota at all."""
+    limited = False
     for target in accounts:
         try:
             account = await store.accounts.get_user(target)
         except NotFound:
             continue
+        limited = limited or account.quota_bytes is not None
         if has_room(account, declared_size or 0):
-            return
+            return limited
     raise PolicyRefusal(552, "5.2.2", f"<{address}>: mailbox full")
 
 

@@ -31,6 +31,7 @@ from enum import Enum
 
 from tidings.auth.sasl import SaslError, b64decode_strict, decode_plain
 from tidings.mail.address import BadAddress, parse_address
+from tidings.queue.dsn import Original, RecipientReport, bounce
 from tidings.smtp import headers as hdr
 from tidings.smtp.connection import TOO_BIG, Connection, ConnectionClosed
 from tidings.smtp.parser import (
@@ -53,7 +54,7 @@ from tidings.smtp.parser import (
     Vrfy,
     parse_command,
 )
-from tidings.smtp.policy import PolicyRefusal, RecipientRoute, route_recipient, sender_allowed
+from tidings.smtp.policy import PolicyRefusal, RecipientRoute, RecipientRouter, sender_allowed
 from tidings.smtp.reader import LineTooLong, canonical_line_endings
 from tidings.store import Envelope
 
@@ -154,8 +155,9 @@ OUT_OF_SEQUENCE = {
 
 
 class Session:
-    def __init__(self, app, mode: ListenerMode, conn: Connection) -> None:
+    def __init__(self, app, mode: ListenerMode, conn: Connection, router: RecipientRouter) -> None:
         self.app = app
+        self.router = router
         self.mode = mode
         self.conn = conn
         self.limits = app.config.limits
@@ -391,12 +393,8 @@ class Session:
         if len(tx.recipients) >= self.limits.recipients:
             raise Refused(452, "4.5.3", "Too many recipients")
         try:
-            route = await route_recipient(
-                self.app.store,
-                cmd.address,
-                authenticated=self.authenticated,
-                default_domain=self.app.config.default_domain,
-                declared_size=tx.params.size,
+            route = await self.router.route(
+                cmd.address, authenticated=self.authenticated, declared_size=tx.params.size
             )
         except PolicyRefusal as exc:
             raise Refused(exc.code, exc.status, exc.text, bad=exc.code in (550, 554)) from None
@@ -468,15 +466,28 @@ class Session:
         if result.over_quota:
             if not result.delivered and result.queue_id is None:
                 raise Refused(552, "5.2.2", "Mailbox full")
-            # TODO(queue): bounce to the sender for the over-quota recipients once tidings.queue.dsn
-            # offers it; until then they are logged (the other recipients got the message).
-            log.warning(
-                "smtp %s: %s over quota for message %s",
-                self.conn.peer_ip,
-                ", ".join(result.over_quota),
-                transaction_id,
-            )
+            # Others got it, so the transaction succeeds; the over-quota ones get a bounce (RFC 3464).
+            await self.bounce_over_quota(tx, result, transaction_id)
         self.send(250, "2.0.0", f"OK queued as {transaction_id}")
+
+    async def bounce_over_quota(self, tx: Transaction, result, transaction_id: str) -> None:
+        dsn_params = {address: params for route, params in tx.recipients for address in route.local}
+        reports = [
+            RecipientReport(
+                address,
+                "failed",
+                "5.2.2",
+                "552 5.2.2 mailbox full",
+                notify=dsn_params[address].notify if address in dsn_params else None,
+                orcpt=dsn_params[address].orcpt if address in dsn_params else None,
+            )
+            for address in result.over_quota
+        ]
+        original = Original(tx.sender, result.blob_hash, time.time(), tx.params.envid, tx.params.ret)
+        try:
+            await bounce(self.app, original, reports)
+        except Exception:  # the message itself is stored; a failed bounce must not undo that
+            log.exception("smtp: bounce for over-quota recipients of %s failed", transaction_id)
 
     def complete_submission(self, body: bytes, release_at: float | None) -> tuple[bytes, float | None]:
         """RFC 6409 rules for authenticated senders: From: must be theirs; Date/Message-ID added;
