@@ -55,11 +55,12 @@ def wait_until(predicate: Callable[[], object], timeout: float = 5.0, interval: 
 class MailServer:
     """A RunningServer with ALICE, plus the store reads the interop tests check against."""
 
-    def __init__(self, running, address: str = ALICE) -> None:
+    def __init__(self, running, address: str = ALICE, create_user: bool = True) -> None:
         self.running = running
         self.ports = running.ports
         self.address = address
-        running.add_user(address, PASSWORD)
+        if create_user:
+            running.add_user(address, PASSWORD)
 
     @property
     def cert_path(self):
