@@ -224,3 +224,21 @@ def test_imapclient_folder_operations(imap):
         assert client.folder_exists("Plain") and not client.folder_exists("Ünïcode")
         client.delete_folder("Plain")
         assert client.find_special_folder(b"\\Sent") == "Sent"
+
+
+def test_status_mailboxid_matches_select(imap):
+    raw = imap.raw(login=ALICE)
+    status = raw.command("STATUS INBOX (MAILBOXID)")[0]
+    selected = b" ".join(raw.command("SELECT INBOX"))
+    mailbox_id = re.search(rb"MAILBOXID \((M[0-9a-f]+)\)", status).group(1)
+    assert b"[MAILBOXID (" + mailbox_id + b")]" in selected
+
+
+def test_a_failing_handler_answers_serverbug_and_the_session_goes_on(imap, monkeypatch):
+    async def broken(mailbox_id):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(imap.running.store.mailboxes, "status", broken)
+    raw = imap.raw(login=ALICE)
+    assert raw.command("STATUS INBOX (MESSAGES)")[-1] == b"T2 NO [SERVERBUG] Internal server error"
+    assert raw.command("NOOP")[-1] == b"T3 OK NOOP completed"

@@ -366,6 +366,7 @@ STATUS_ITEMS = frozenset(
         "SIZE",
         "HIGHESTMODSEQ",
         "APPENDLIMIT",
+        "MAILBOXID",  # RFC 8474 section 4.2
     }
 )
 

@@ -166,6 +166,7 @@ async def status_response(session, box: Mailbox, items: tuple[str, ...]) -> byte
         "HIGHESTMODSEQ": status.highestmodseq,
         "APPENDLIMIT": session.append_limit,
     }
+    values["MAILBOXID"] = f"({box.object_id})"  # RFC 8474 4.2
     body = " ".join(f"{item} {values[item]}" for item in items)
     return b"STATUS " + session.encode_name(box.name) + b" (" + body.encode() + b")"
 

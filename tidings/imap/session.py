@@ -358,6 +358,13 @@ class ImapSession:
             await self.send_updates(expunge_allowed)
             self.tagged(cmd.tag, "NO", str(exc) or "Operation failed", "CANNOT")
             return
+        except (ConnectionDone, ConnectionError, ssl.SSLError, asyncio.CancelledError):
+            raise
+        except Exception:
+            # A bug must cost this command, not the connection or the other sessions.
+            log.exception("IMAP %s failed", cmd.name)
+            self.tagged(cmd.tag, "NO", "Internal server error", "SERVERBUG")
+            return
         self.errors_in_row = 0
         if self.state is State.LOGOUT or result is ANSWERED:
             return
