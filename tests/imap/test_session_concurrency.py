@@ -153,3 +153,20 @@ def test_large_expunge_by_another_session_renumbers_correctly(imap):
     lines = watcher.command("NOOP")
     assert lines[:2] == [b"* 42 EXPUNGE", b"* 41 EXPUNGE"] and len(lines) == 42
     assert watcher.command("FETCH 1:* UID")[:2] == [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 43)"]
+
+
+def test_imapclient_idle_check_sees_new_mail(imap):
+    from imapclient import IMAPClient
+
+    from tests.imap.session_support import PASSWORD, client_tls
+
+    with IMAPClient(
+        "127.0.0.1", imap.ports["imaps"], ssl=True, ssl_context=client_tls(), timeout=10
+    ) as client:
+        client.login(ALICE, PASSWORD)
+        client.select_folder("INBOX")
+        client.idle()
+        imap.deliver(message("while idling"))
+        responses = client.idle_check(timeout=5)
+        client.idle_done()
+        assert (4, b"EXISTS") in responses
