@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import re
 import statistics
@@ -80,6 +81,7 @@ class Stats:
     received: int = 0
     elapsed: float = 0.0
     clients_lost: int = 0
+    client_cpu: float = 0.0  # seconds of CPU this load generator used during the run
 
     @property
     def total(self) -> int:
@@ -88,6 +90,19 @@ class Stats:
     @property
     def rate(self) -> float:
         return self.total / self.elapsed if self.elapsed else 0.0
+
+    def merge(self, other: Stats) -> None:
+        """Add another run's figures (a repeat of the same client count)."""
+        self.ops.update(other.ops)
+        self.errors.update(other.errors)
+        for op, text in other.error_samples.items():
+            self.error_samples.setdefault(op, text)
+        for op, values in other.latencies.items():
+            self.latencies[op].extend(values)
+        self.received += other.received
+        self.elapsed += other.elapsed
+        self.clients_lost += other.clients_lost
+        self.client_cpu += other.client_cpu
 
     def error(self, op: str, text: str) -> None:
         self.errors[op] += 1
@@ -184,7 +199,7 @@ async def probe_answers(server, user: str, messages: list[bytes]) -> dict[str, s
 class MixClient:
     """One simulated mail client working on one user's INBOX."""
 
-    def __init__(self, server, user: str, corpus: list[bytes], seed: int) -> None:
+    def __init__(self, server, user: str, corpus: list[bytes], mix: dict[str, int], seed: int) -> None:
         self.server = server
         self.user = user
         self.corpus = corpus
@@ -192,8 +207,8 @@ class MixClient:
         self.client: ImapClient | None = None
         self.base_uids: list[int] = []  # the loaded messages; nobody expunges these
         self.own_uids: list[int] = []  # messages this client appended and may expunge
-        self.ops = list(MIX)
-        self.weights = [MIX[op] for op in self.ops]
+        self.ops = [op for op in mix if mix[op] > 0]
+        self.weights = [mix[op] for op in self.ops]
 
     async def setup(self) -> None:
         self.client = await ImapClient.connect(HOST, self.server.port, timeout=COMMAND_TIMEOUT)
@@ -277,11 +292,13 @@ class MixClient:
         return "idle", response.received
 
 
-async def run_mix(server, corpora: dict[str, list[bytes]], clients: int, duration: float) -> Stats:
+async def run_mix(
+    server, corpora: dict[str, list[bytes]], clients: int, duration: float, mix: dict[str, int]
+) -> Stats:
     """`clients` connections (users round-robin) running the mix for `duration` seconds."""
     names = list(corpora)
-    mix = [
-        MixClient(server, names[i % len(names)], corpora[names[i % len(names)]], seed=i)
+    simulated = [
+        MixClient(server, names[i % len(names)], corpora[names[i % len(names)]], mix, seed=i)
         for i in range(clients)
     ]
     # Connect and log in ten at a time: logins are not what we measure.
@@ -291,13 +308,15 @@ async def run_mix(server, corpora: dict[str, list[bytes]], clients: int, duratio
         async with gate:
             await c.setup()
 
-    await asyncio.gather(*(setup(c) for c in mix))
+    await asyncio.gather(*(setup(c) for c in simulated))
     stats = Stats()
     start_at = time.monotonic() + 0.5
     stop_at = start_at + duration
-    await asyncio.gather(*(c.run(start_at, stop_at, stats) for c in mix))
+    cpu_before = time.process_time()
+    await asyncio.gather(*(c.run(start_at, stop_at, stats) for c in simulated))
+    stats.client_cpu = time.process_time() - cpu_before
     stats.elapsed = duration
-    await asyncio.gather(*(c.client.logout() for c in mix if c.client))
+    await asyncio.gather(*(c.client.logout() for c in simulated if c.client))
     return stats
 
 
@@ -339,6 +358,10 @@ def server_memory(server) -> tuple[int, int, int]:
 async def measure_idle(server, count: int) -> IdleMemory:
     """Server memory before and after `count` authenticated, selected connections in IDLE."""
     logins = [(server.login_name(u), p) for u, p in server.users.items()]
+    # Warm up with a few concurrent logins first: they grow the server's allocator arenas once
+    # (argon2 takes ~19 MiB per hash in Tidings' worker threads), which is not per-connection cost.
+    warm, _ = await open_idlers(HOST, server.port, logins, min(count, 100))
+    await close_all(warm, graceful=False)
     await asyncio.sleep(1.0)
     rss_before, pss_before, _ = server_memory(server)
     clients, errors = await open_idlers(HOST, server.port, logins, count)
@@ -364,7 +387,8 @@ class ServerResult:
     failure: str = ""
 
 
-async def bench_server(server, corpora, client_counts, duration, idle_count) -> ServerResult:
+async def prepare(server, corpora, idle_count: int) -> ServerResult:
+    """Load the mailboxes, check what the server holds, and measure idle connections' memory."""
     result = ServerResult(server.name)
     print(f"{server.describe()}: loading {sum(map(len, corpora.values()))} messages", flush=True)
     result.load_seconds = await load_mailboxes(server, corpora)
@@ -372,29 +396,62 @@ async def bench_server(server, corpora, client_counts, duration, idle_count) -> 
         result.fingerprint[user] = await mailbox_fingerprint(server, user)
     first = next(iter(corpora))
     result.probes = await probe_answers(server, first, corpora[first])
-    for clients in client_counts:
-        print(f"  {server.name}: {clients} clients for {duration:.0f}s", flush=True)
-        stats = await run_mix(server, corpora, clients, duration)
-        result.runs[clients] = stats
-        print(f"  {server.name}: {clients} clients: {stats.rate:.0f} ops/s", flush=True)
     if idle_count:
+        # Before the mix runs: afterwards freed memory would be reused and hide the real cost.
         print(f"  {server.name}: {idle_count} idle connections", flush=True)
         result.idle = await measure_idle(server, idle_count)
     return result
 
 
-def run_server(factory, corpora, args) -> ServerResult:
-    """Start, measure and stop one server; a failure is recorded, not raised."""
-    try:
-        with factory() as server:
-            with asyncio.Runner(loop_factory=_loop_factory(args)) as runner:
-                return runner.run(
-                    bench_server(server, corpora, args.clients, args.duration, args.idle_connections)
-                )
-    except Exception as exc:  # noqa: BLE001 - one broken server must not hide the other's figures
-        name = getattr(factory, "name", "server")
-        print(f"{name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return ServerResult(name, failure=f"{type(exc).__name__}: {exc}"[:500])
+async def bench_all(servers: list, corpora, args) -> list[ServerResult]:
+    """Prepare every server, then run each client count on them in turn (repeats alternate)."""
+    results: dict[str, ServerResult] = {}
+    for server in servers:
+        try:
+            results[server.name] = await prepare(server, corpora, args.idle_connections)
+        except Exception as exc:  # noqa: BLE001 - one broken server must not hide the other's figures
+            results[server.name] = _failed(server.name, exc)
+    for clients in args.clients:
+        for _ in range(args.repeat):
+            for server in servers:
+                result = results[server.name]
+                if result.failure:
+                    continue
+                print(f"  {server.name}: {clients} clients for {args.duration:.0f}s", flush=True)
+                try:
+                    stats = await run_mix(server, corpora, clients, args.duration, args.mix)
+                except Exception as exc:  # noqa: BLE001
+                    results[server.name] = _failed(server.name, exc, result)
+                    continue
+                print(f"  {server.name}: {clients} clients: {stats.rate:.0f} ops/s", flush=True)
+                if clients in result.runs:
+                    result.runs[clients].merge(stats)
+                else:
+                    result.runs[clients] = stats
+    return list(results.values())
+
+
+def _failed(name: str, exc: BaseException, result: ServerResult | None = None) -> ServerResult:
+    print(f"{name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    result = result or ServerResult(name)
+    result.failure = f"{type(exc).__name__}: {exc}"[:500]
+    return result
+
+
+def run_servers(classes: list, passwords: dict[str, str], corpora, args) -> list[ServerResult]:
+    """Start the servers side by side, measure, and stop them (also on errors and Ctrl-C)."""
+    results: list[ServerResult] = []
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for cls in classes:
+            try:
+                servers.append(stack.enter_context(cls(passwords, keep=args.keep, tmp=args.tmp)))
+            except Exception as exc:  # noqa: BLE001
+                results.append(_failed(cls.name, exc))
+        with asyncio.Runner(loop_factory=_loop_factory(args)) as runner:
+            results.extend(runner.run(bench_all(servers, corpora, args)))
+    order = [cls.name for cls in classes]
+    return sorted(results, key=lambda r: order.index(r.name))
 
 
 def _loop_factory(args):
@@ -432,7 +489,7 @@ def report(results: list[ServerResult], args, corpora) -> None:
         f"IMAP benchmark: {len(corpora)} users x {args.messages} messages (mean {mean / 1024:.1f} KiB), "
         f"{args.duration:.0f} s per run, load generator {'asyncio' if args.no_uvloop else 'uvloop'}"
     )
-    print("mix: " + ", ".join(f"{op} {w}" for op, w in MIX.items()))
+    print("mix: " + ", ".join(f"{op} {w}" for op, w in args.mix.items() if w))
     for r in results:
         if r.failure:
             print(f"{r.name}: FAILED: {r.failure}")
@@ -455,7 +512,7 @@ def report(results: list[ServerResult], args, corpora) -> None:
     print()
     header = (
         f"{'clients':>7}  {'Dovecot ops/s':>13}  {'Tidings ops/s':>13}  {'Tidings/Dovecot':>15}"
-        f"  {'errors D/T':>10}"
+        f"  {'errors D/T':>10}  {'load-gen CPU D/T':>16}"
     )
     print(header)
     print("-" * len(header))
@@ -464,20 +521,24 @@ def report(results: list[ServerResult], args, corpora) -> None:
         t = tidings.runs.get(clients) if tidings else None
         ratio = f"{t.rate / d.rate:.2f}" if d and t and d.rate else "-"
         errors = f"{sum(d.errors.values()) if d else '-'}/{sum(t.errors.values()) if t else '-'}"
+        cpu = "/".join(f"{s.client_cpu / s.elapsed:.0%}" if s else "-" for s in (d, t))
         print(
             f"{clients:>7}  {f'{d.rate:,.0f}' if d else '-':>13}  {f'{t.rate:,.0f}' if t else '-':>13}"
-            f"  {ratio:>15}  {errors:>10}"
+            f"  {ratio:>15}  {errors:>10}  {cpu:>16}"
         )
     print()
     print("latency p50 / p99 in ms per operation")
     for clients in args.clients:
-        print(f"  {clients} clients{'':<8}" + "".join(f"{op:>17}" for op in MIX))
+        ops = [
+            op for op in MIX if any(r.runs.get(clients) and r.runs[clients].latencies[op] for r in results)
+        ]
+        print(f"  {clients} clients{'':<8}" + "".join(f"{op:>17}" for op in ops))
         for r in results:
             stats = r.runs.get(clients)
             if not stats:
                 continue
             cells = "".join(
-                f"{_ms(stats.latencies[op], 0.5) + ' / ' + _ms(stats.latencies[op], 0.99):>17}" for op in MIX
+                f"{_ms(stats.latencies[op], 0.5) + ' / ' + _ms(stats.latencies[op], 0.99):>17}" for op in ops
             )
             print(f"  {r.name:<17}{cells}")
     for r in results:
@@ -513,6 +574,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=200, help="messages per user (default 200)")
     parser.add_argument("--idle-connections", type=int, default=500, help="K for memory per idle connection")
     parser.add_argument("--only", choices=["dovecot", "tidings"], help="benchmark one server")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per client count, alternating servers")
+    parser.add_argument(
+        "--mix", help="operation weights, e.g. fetch_body=1 or search=1,store=2 (default: the fixed mix)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 s, 3 users x 30 messages")
     parser.add_argument("--no-uvloop", action="store_true", help="plain asyncio loop for the load generator")
     parser.add_argument(
@@ -521,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tmp", help="where to make the temp dirs (default: system temp dir)")
     args = parser.parse_args(argv)
     args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
+    args.mix = _parse_mix(parser, args.mix)
     if args.quick:
         args.duration, args.users, args.messages = 3.0, 3, 30
         args.clients = [c for c in args.clients if c <= 10] or [10]
@@ -530,23 +596,28 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile(max(args.clients) + args.idle_connections + 1000)
 
     corpora = {u: imap_corpus.mailbox(f"{u}@example.test", args.messages) for u in users(args.users)}
-    passwords = users(args.users)
-    factories = []
+    classes = []
     if args.only in (None, "dovecot"):
-        factories.append(_named(DovecotServer, passwords, args))
+        classes.append(DovecotServer)
     if args.only in (None, "tidings"):
-        factories.append(_named(TidingsServer, passwords, args))
-    results = [run_server(f, corpora, args) for f in factories]
+        classes.append(TidingsServer)
+    results = run_servers(classes, users(args.users), corpora, args)
     report(results, args, corpora)
     return 0 if all(not r.failure for r in results) else 1
 
 
-def _named(cls, passwords, args):
-    def factory():
-        return cls(passwords, keep=args.keep, tmp=args.tmp)
-
-    factory.name = cls.name
-    return factory
+def _parse_mix(parser: argparse.ArgumentParser, text: str | None) -> dict[str, int]:
+    if not text:
+        return dict(MIX)
+    mix = dict.fromkeys(MIX, 0)
+    for item in text.split(","):
+        op, _, weight = item.partition("=")
+        if op.strip() not in MIX or not weight.strip().isdigit():
+            parser.error(f"--mix: use op=weight with op one of {', '.join(MIX)}")
+        mix[op.strip()] = int(weight)
+    if not any(mix.values()):
+        parser.error("--mix: all weights are zero")
+    return mix
 
 
 if __name__ == "__main__":
