@@ -25,7 +25,7 @@ IMAP_WRITES = ("APPEND", "STORE", "EXPUNGE", "CREATE", "DELETE", "MOVE", "COPY")
 class Mbsync:
     """One mbsync configuration: the account on our server, synced to `maildir`."""
 
-    def __init__(self, mail, tmp_path: Path) -> None:
+    def __init__(self, mail, tmp_path: Path, listener: str = "imaps") -> None:
         require_tool("mbsync")
         self.mail = mail
         self.maildir = tmp_path / "Mail"
@@ -34,10 +34,10 @@ class Mbsync:
         self.rc.write_text(
             "IMAPAccount tidings\n"
             "Host localhost\n"
-            f"Port {mail.ports['imaps']}\n"
+            f"Port {mail.ports[listener]}\n"
             f"User {ALICE}\n"
             f'Pass "{PASSWORD}"\n'
-            "SSLType IMAPS\n"
+            f"SSLType {'IMAPS' if listener == 'imaps' else 'STARTTLS'}\n"
             f"CertificateFile {mail.cert_path}\n"
             "\n"
             "IMAPStore remote\n"
@@ -106,6 +106,14 @@ def test_first_sync_copies_every_mailbox_and_message(mail, mbsync):
         local = files[str(ref.uid)].read_bytes()
         local = b"\n".join(line for line in local.split(b"\n") if not line.startswith(b"X-TUID: "))
         assert local == stored.replace(b"\r\n", b"\n")
+
+
+def test_sync_over_starttls_on_the_plain_port(mail, tmp_path):
+    mail.deliver(message("over starttls"))
+    mbsync = Mbsync(mail, tmp_path, listener="imap")
+    commands = mbsync.sync()
+    assert commands[0].endswith("STARTTLS")
+    assert [path.read_text().count("Subject: over starttls") for path in mbsync.files().values()] == [1]
 
 
 def test_local_flags_reach_the_server(mail, mbsync):
