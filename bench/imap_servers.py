@@ -258,19 +258,27 @@ class TidingsServer(_Server):
 
     name = "Tidings"
 
+    # Where `tidings` is imported from: this checkout unless TIDINGS_SRC names another (e.g. a
+    # `git archive` snapshot, when the shared working tree is in the middle of someone's edit).
+    source = Path(os.environ.get("TIDINGS_SRC", REPO))
+
     def __init__(self, *args, python: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.python = python or sys.executable
         self.config = self.dir / "tidings.toml"
+        self.env = dict(os.environ, PYTHONPATH=str(self.source))
 
     def login_name(self, user: str) -> str:
         return f"{user}@{DOMAIN}"
 
     def _cli(self, *args: str, stdin: str | None = None) -> None:
         command = [self.python, "-m", "tidings.cli", "--config", str(self.config), *args]
-        result = subprocess.run(command, input=stdin, capture_output=True, text=True, cwd=REPO)
+        result = subprocess.run(
+            command, input=stdin, capture_output=True, text=True, cwd=self.source, env=self.env
+        )
         if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(args[:3])} failed: {result.stderr.strip()}")
+            lines = result.stderr.strip().splitlines()
+            raise RuntimeError(f"tidings {' '.join(args[:3])} failed: {lines[-1] if lines else '?'}")
 
     def start(self) -> None:
         self.config.write_text(
@@ -295,6 +303,14 @@ max_failures_per_ip = 1000000
                 [self.python, "-m", "tidings.cli", "--config", str(self.config), "serve"],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                cwd=REPO,
+                cwd=self.source,
+                env=self.env,
             )
         wait_for_port(self.port, self.proc, 60, self.log)
+
+    def describe(self) -> str:
+        revision = subprocess.run(
+            ["git", "-C", str(self.source), "log", "-1", "--format=%h"], capture_output=True, text=True
+        ).stdout.strip()
+        where = f"{self.source}" + (f" at {revision}" if revision else "")
+        return f"{super().describe()}, code from {where}"
