@@ -22,7 +22,9 @@ from pathlib import Path
 from tidings.auth.throttle import LoginThrottle
 from tidings.config import Config
 from tidings.net.tls import ensure_self_signed, server_context
+from tidings.queue.worker import QueueWorker
 from tidings.store import AlreadyExists, Store
+from tidings.store.indexer import run_indexer
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +94,10 @@ class Server:
         return self.app
 
     def _start_workers(self) -> None:
-        try:
-            from tidings.queue.worker import QueueWorker
-        except ImportError:  # the queue package is optional only while it is being built
-            log.warning("outbound queue worker not available")
-            return
+        """The outbound queue (first: tests find it as workers[0]) and the message indexer."""
         worker = QueueWorker(self.app)
         self.workers.append(asyncio.create_task(worker.run(), name="queue-worker"))
+        self.workers.append(asyncio.create_task(run_indexer(self.app.store), name="indexer"))
 
     def bound_ports(self) -> dict[str, list[tuple[str, int]]]:
         out: dict[str, list[tuple[str, int]]] = {}

@@ -40,7 +40,7 @@ class Store:
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
         migrate(config.database_url)
         db = Database(config.database_url)
-        return cls(config, db, BlobStore(config.blob_path), Hub())
+        return cls(config, db, BlobStore(config.blob_path, db), Hub())
 
     def start_listening(self) -> None:
         """On PostgreSQL, receive other nodes' change events (call from the running event loop)."""

@@ -10,14 +10,21 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 
 from tidings.mail.ingest import PreparedMessage, prepare
 from tidings.notify import Change, Hub
 from tidings.store import schema as s
 from tidings.store.blobs import BlobStore
 from tidings.store.database import Database, OverQuota, Tx
-from tidings.store.mailboxes import charge_quota, find_mailbox_row, insert_into_mailbox, message_row, publish
+from tidings.store.mailboxes import (
+    bump_mailbox,
+    charge_quota,
+    find_mailbox_row,
+    insert_into_mailbox,
+    message_row,
+    publish,
+)
 from tidings.store.queue import enqueue_rows
 
 
@@ -69,6 +76,16 @@ def deliver_local_rows(
     return True
 
 
+@dataclass
+class _Accepted:
+    """One message waiting in the group-commit batch."""
+
+    envelope: Envelope
+    raw: bytes
+    blob_hash: str
+    delivers_locally: bool  # False when only queued (remote recipients, or scheduled for later)
+
+
 class Delivery:
     def __init__(self, db: Database, blobs: BlobStore, hub: Hub, node_id: str) -> None:
         self.db = db
@@ -77,28 +94,71 @@ class Delivery:
         self.node_id = node_id
 
     async def accept(self, envelope: Envelope, raw: bytes) -> AcceptResult:
-        blob_hash = await self.blobs.put(raw)
+        """Make `raw` durable and deliver/queue it; returns only after the covering commit."""
+        blob_hash = await self.blobs.prepare(raw)
         scheduled = envelope.release_at is not None and envelope.release_at > time.time()
-        message = prepare(raw, blob_hash) if envelope.local and not scheduled else None
+        item = _Accepted(envelope, raw, blob_hash, bool(envelope.local) and not scheduled)
+        return await self.db.write_batched(self._accept_many, item)
 
-        def op(tx: Tx) -> AcceptResult:
+    def _accept_many(self, tx: Tx, items: list[_Accepted]) -> list[AcceptResult]:
+        """Writer thread: a handful of statements for the whole batch, bodies included.
+
+        Messages are stored without their MIME analysis (summary NULL): the indexer or the first
+        reader does it, so parsing never delays "250 OK".
+        """
+        self.blobs.insert_rows(tx, [(item.blob_hash, item.raw) for item in items])
+        conn = tx.conn
+        now = time.time()
+        message_ids = _message_ids(tx, [(i.blob_hash, len(i.raw)) for i in items if i.delivers_locally])
+
+        # Accounts and their INBOXes, once per batch.
+        addresses = sorted({a for item in items if item.delivers_locally for a in item.envelope.local})
+        accounts = {}
+        if addresses:
+            rows = conn.execute(
+                select(
+                    s.accounts.c.id, s.accounts.c.address, s.accounts.c.quota_bytes, s.accounts.c.used_bytes
+                ).where(s.accounts.c.address.in_(addresses))
+            ).all()
+            accounts = {r.address: [r.id, r.quota_bytes, r.used_bytes] for r in rows}
+        inboxes = {}
+        if accounts:
+            rows = conn.execute(
+                select(s.mailboxes.c.id, s.mailboxes.c.account_id).where(
+                    s.mailboxes.c.account_id.in_([a[0] for a in accounts.values()]),
+                    s.mailboxes.c.name == "INBOX",
+                )
+            ).all()
+            inboxes = {r.account_id: r.id for r in rows}
+
+        results: list[AcceptResult] = []
+        placed: dict[int, list[tuple[int, int]]] = {}  # mailbox id -> [(message id, size)]
+        charged: dict[int, int] = {}
+        for item in items:
+            envelope = item.envelope
             delivered, over_quota = [], []
             queued = list(envelope.remote)
-            if scheduled:
-                queued += [(a, *envelope.local_params.get(a, (None, None))) for a in envelope.local]
-            else:
+            if item.delivers_locally:
+                size = len(item.raw)
                 for address in envelope.local:
-                    if deliver_local_rows(tx, self.hub, self.node_id, message, address):
-                        delivered.append(address)
-                    else:
+                    account = accounts.get(address)
+                    inbox = inboxes.get(account[0]) if account else None
+                    if inbox is None or (account[1] is not None and account[2] + size > account[1]):
                         over_quota.append(address)
+                        continue
+                    account[2] += size
+                    charged[account[0]] = charged.get(account[0], 0) + size
+                    placed.setdefault(inbox, []).append((message_ids[item.blob_hash], size))
+                    delivered.append(address)
+            else:
+                queued += [(a, *envelope.local_params.get(a, (None, None))) for a in envelope.local]
             queue_id = None
             if queued:
                 queue_id = enqueue_rows(
                     tx,
                     sender=envelope.sender,
-                    blob_hash=blob_hash,
-                    size=len(raw),
+                    blob_hash=item.blob_hash,
+                    size=len(item.raw),
                     recipients=queued,
                     release_at=envelope.release_at,
                     envid=envelope.envid,
@@ -107,19 +167,71 @@ class Delivery:
                     body_8bit=envelope.body_8bit,
                     account_id=envelope.account_id,
                 )
-                publish(tx, self.hub, self.node_id, Change(0, None, "queue"))
-            return AcceptResult(blob_hash, delivered, over_quota, queue_id)
+            results.append(AcceptResult(item.blob_hash, delivered, over_quota, queue_id))
 
-        return await self.db.write(op)
+        if charged:
+            conn.execute(
+                update(s.accounts)
+                .where(s.accounts.c.id == bindparam("account"))
+                .values(used_bytes=s.accounts.c.used_bytes + bindparam("delta")),
+                [{"account": account_id, "delta": delta} for account_id, delta in charged.items()],
+            )
+        for mailbox_id, entries in placed.items():
+            first_uid, modseq = bump_mailbox(tx, mailbox_id, len(entries))
+            conn.execute(
+                insert(s.mailbox_messages),
+                [
+                    {
+                        "mailbox_id": mailbox_id,
+                        "uid": first_uid + offset,
+                        "message_id": message_id,
+                        "size": size,
+                        "flags": "",
+                        "modseq": modseq,
+                        "internal_date": now,
+                        "save_date": now,
+                    }
+                    for offset, (message_id, size) in enumerate(entries)
+                ],
+            )
+            account_id = next(a[0] for a in accounts.values() if inboxes.get(a[0]) == mailbox_id)
+            publish(tx, self.hub, self.node_id, Change(account_id, mailbox_id, "message", modseq))
+        if any(r.queue_id is not None for r in results):
+            publish(tx, self.hub, self.node_id, Change(0, None, "queue"))
+        return results
 
     async def deliver_local(
         self, address: str, raw: bytes, blob_hash: str | None = None, mailbox: str = "INBOX"
     ) -> bool:
         """Deliver one stored message to one local account (queue worker, rules). False: over quota."""
-        blob_hash = blob_hash or await self.blobs.put(raw)
+        blob_hash = blob_hash or await self.blobs.prepare(raw)
         message = prepare(raw, blob_hash)
 
         def op(tx: Tx) -> bool:
+            self.blobs.insert_rows(tx, [(blob_hash, raw)])
             return deliver_local_rows(tx, self.hub, self.node_id, message, address, mailbox)
 
         return await self.db.write(op)
+
+
+def _message_ids(tx: Tx, contents: list[tuple[str, int]]) -> dict[str, int]:
+    """messages.id for each (blob hash, size), inserting the new ones (not yet indexed) at once."""
+    if not contents:
+        return {}
+    sizes = dict(contents)
+    rows = tx.conn.execute(
+        select(s.messages.c.id, s.messages.c.blob_hash).where(s.messages.c.blob_hash.in_(sorted(sizes)))
+    ).all()
+    ids = {r.blob_hash: r.id for r in rows}
+    new = [
+        {"blob_hash": h, "size": size, "created_at": time.time()} for h, size in sizes.items() if h not in ids
+    ]
+    if new:
+        inserted = tx.conn.execute(
+            insert(s.messages).returning(
+                s.messages.c.id, s.messages.c.blob_hash, sort_by_parameter_order=True
+            ),
+            new,
+        ).all()
+        ids.update({r.blob_hash: r.id for r in inserted})
+    return ids

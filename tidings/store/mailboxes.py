@@ -500,8 +500,8 @@ class Mailboxes:
 
         prepared = []
         for raw, flags, internal_date in items:
-            blob_hash = await self.blobs.put(raw)
-            prepared.append((prepare(raw, blob_hash), format_flags(flags), internal_date or time.time()))
+            blob_hash = await self.blobs.prepare(raw)
+            prepared.append((prepare(raw, blob_hash), raw, format_flags(flags), internal_date or time.time()))
 
         def op(tx: Tx) -> list[tuple[int, int]]:
             box = tx.conn.execute(
@@ -511,8 +511,9 @@ class Mailboxes:
             ).first()
             if box is None:
                 raise NotFound("mailbox no longer exists")
+            self.blobs.insert_rows(tx, [(message.blob_hash, raw) for message, raw, _, _ in prepared])
             rows = []
-            for message, flags, internal_date in prepared:
+            for message, _, flags, internal_date in prepared:
                 charge_quota(tx, account_id, message.size)
                 message_id = message_row(
                     tx, message.blob_hash, message.size, message.summary_json, message.fields
@@ -679,27 +680,69 @@ class Mailboxes:
         return await self.db.write(op)
 
     async def summary_json(self, message_id: int) -> str:
-        def op(tx: Tx) -> str:
-            row = tx.conn.execute(select(s.messages.c.summary).where(s.messages.c.id == message_id)).first()
-            if row is None:
-                raise NotFound("message no longer exists")
-            return row.summary
-
-        return await self.db.read(op)
+        return (await self.summaries_json([message_id]))[message_id]
 
     async def summaries_json(self, message_ids: Iterable[int]) -> dict[int, str]:
+        """Analysed summaries by messages.id; messages not indexed yet are analysed now (and saved)."""
         ids = sorted(set(message_ids))
 
-        def op(tx: Tx) -> dict[int, str]:
-            out: dict[int, str] = {}
+        def op(tx: Tx) -> list:
+            rows = []
             for chunk in _chunks(ids, 500):
-                for row in tx.conn.execute(
-                    select(s.messages.c.id, s.messages.c.summary).where(s.messages.c.id.in_(chunk))
-                ):
-                    out[row.id] = row.summary
-            return out
+                rows.extend(
+                    tx.conn.execute(
+                        select(s.messages.c.id, s.messages.c.summary, s.messages.c.blob_hash).where(
+                            s.messages.c.id.in_(chunk)
+                        )
+                    ).all()
+                )
+            return rows
 
-        return await self.db.read(op)
+        rows = await self.db.read(op)
+        out = {r.id: r.summary for r in rows if r.summary is not None}
+        missing = [(r.id, r.blob_hash) for r in rows if r.summary is None]
+        if missing:
+            out.update(await self._index(missing))
+        return out
+
+    async def index_pending(self, limit: int = 200) -> int:
+        """Analyse up to `limit` messages stored without a summary (the background indexer)."""
+
+        def op(tx: Tx) -> list:
+            return tx.conn.execute(
+                select(s.messages.c.id, s.messages.c.blob_hash)
+                .where(s.messages.c.summary.is_(None))
+                .limit(limit)
+            ).all()
+
+        rows = await self.db.read(op)
+        if rows:
+            await self._index([(r.id, r.blob_hash) for r in rows])
+        return len(rows)
+
+    async def _index(self, messages: list[tuple[int, str]]) -> dict[int, str]:
+        from tidings.mail.ingest import prepare
+
+        prepared = {}
+        for message_id, blob_hash in messages:
+            try:
+                raw = await self.blobs.get(blob_hash)
+            except NotFound:
+                continue
+            prepared[message_id] = prepare(raw, blob_hash)
+
+        def op(tx: Tx) -> None:
+            m = s.messages
+            for message_id, message in prepared.items():
+                tx.conn.execute(
+                    update(m)
+                    .where(m.c.id == message_id, m.c.summary.is_(None))
+                    .values(summary=message.summary_json, **message.fields)
+                )
+
+        if prepared:
+            await self.db.write(op)
+        return {message_id: message.summary_json for message_id, message in prepared.items()}
 
     async def read_blob(self, blob_hash: str) -> bytes:
         return await self.blobs.get(blob_hash)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -100,7 +101,9 @@ messages = Table(
     Column("sent_date", Float),
     Column("message_id", Text),
     # mail.analyse() result as JSON: envelope, body structure, part offsets, threading fields.
-    Column("summary", Text, nullable=False),
+    # NULL until indexed: SMTP acceptance stores the body only; the indexer (or the first reader)
+    # analyses it once, off the path that says "250 OK".
+    Column("summary", Text),
     Column("created_at", Float, nullable=False),
 )
 
@@ -170,4 +173,12 @@ queue_recipients = Table(
     Column("remote_mta", String(253)),
     Column("updated_at", Float),
     Index("ix_queue_recipients_queue", "queue_id"),
+)
+
+# Message bodies up to the inline limit, content-addressed (see store/blobs.py).
+blob_data = Table(
+    "blob_data",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
 )
