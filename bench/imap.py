@@ -82,6 +82,7 @@ class Stats:
     elapsed: float = 0.0
     clients_lost: int = 0
     client_cpu: float = 0.0  # seconds of CPU this load generator used during the run
+    view_mismatches: int = 0  # clients whose EXISTS/EXPUNGE count disagreed with SEARCH ALL
 
     @property
     def total(self) -> int:
@@ -103,6 +104,7 @@ class Stats:
         self.elapsed += other.elapsed
         self.clients_lost += other.clients_lost
         self.client_cpu += other.client_cpu
+        self.view_mismatches += other.view_mismatches
 
     def error(self, op: str, text: str) -> None:
         self.errors[op] += 1
@@ -239,6 +241,22 @@ class MixClient:
                 stats.received += received
                 stats.latencies[done_op].append(finished - began)
 
+    async def view_is_consistent(self) -> bool | None:
+        """None if the connection is gone; else whether the tracked count matches the mailbox."""
+        try:
+            await asyncio.wait_for(self.client.check("NOOP"), COMMAND_TIMEOUT)
+            found = await asyncio.wait_for(self.client.check("SEARCH ALL"), COMMAND_TIMEOUT)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ImapError):
+            return None
+        if len(found.search_uids()) != self.client.exists:
+            print(
+                f"  {self.server.name} {self.user}: client counted {self.client.exists} messages, "
+                f"SEARCH ALL found {len(found.search_uids())}",
+                file=sys.stderr,
+            )
+            return False
+        return True
+
     def _uid(self) -> int:
         return self.rng.choice(self.base_uids)
 
@@ -316,6 +334,11 @@ async def run_mix(
     await asyncio.gather(*(c.run(start_at, stop_at, stats) for c in simulated))
     stats.client_cpu = time.process_time() - cpu_before
     stats.elapsed = duration
+    # Nothing changes any more: after a NOOP every client's count, kept from the EXISTS and
+    # EXPUNGE responses it saw (RFC 9051 section 7.4.1), must equal the messages SEARCH ALL finds.
+    for c in simulated:
+        if await c.view_is_consistent() is False:
+            stats.view_mismatches += 1
     await asyncio.gather(*(c.client.logout() for c in simulated if c.client))
     return stats
 
@@ -545,6 +568,11 @@ def report(results: list[ServerResult], args, corpora) -> None:
         for clients, stats in r.runs.items():
             for op, n in stats.errors.items():
                 print(f"  {r.name} {clients} clients: {n} {op} errors, e.g. {stats.error_samples[op]}")
+            if stats.view_mismatches:
+                print(
+                    f"  {r.name} {clients} clients: {stats.view_mismatches} client(s) counted a different "
+                    "number of messages (EXISTS/EXPUNGE) than SEARCH ALL finds"
+                )
             if stats.clients_lost:
                 print(f"  {r.name} {clients} clients: {stats.clients_lost} client(s) lost their connection")
     print()
