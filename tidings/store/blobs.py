@@ -31,6 +31,10 @@ from tidings.store.database import Database, NotFound, Tx
 DEFAULT_INLINE_LIMIT = 512 * 1024
 
 
+_INSERT_BODY_SQLITE = sqlite.insert(s.blob_data).on_conflict_do_nothing(index_elements=["hash"])
+_INSERT_BODY_PG = postgresql.insert(s.blob_data).on_conflict_do_nothing(index_elements=["hash"])
+
+
 class FileBlobs:
     """Content-addressed files, each made durable on its own."""
 
@@ -113,8 +117,7 @@ class BlobStore:
         if not rows:
             return
         values = [{"hash": digest, "data": data} for digest, data in rows.items()]
-        dialect = postgresql if tx.is_postgres else sqlite
-        tx.conn.execute(dialect.insert(s.blob_data).on_conflict_do_nothing(index_elements=["hash"]), values)
+        tx.conn.execute(_INSERT_BODY_PG if tx.is_postgres else _INSERT_BODY_SQLITE, values)
 
     async def put(self, data: bytes) -> str:
         """Store one body durably on its own (outside any other write). Returns its hash."""

@@ -79,6 +79,9 @@ def make_engine(url: str, *, for_writes: bool) -> Engine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            if for_writes:
+                # Checkpoints run in `Checkpointer`'s thread, never inside a commit that callers wait on.
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -106,6 +109,7 @@ class Database:
         self._lock = threading.Lock()
         self.commits = 0
         self.operations = 0
+        self._checkpointer = None if self.is_postgres else Checkpointer(self.read_engine)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -220,10 +224,48 @@ class Database:
         return self.write_engine.connect()
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self._readers.shutdown(wait=False)
         self._writer.shutdown(wait=True)
         self.write_engine.dispose()
         self.read_engine.dispose()
+
+
+class Checkpointer:
+    """SQLite only: copies the WAL back into the database file from a background thread.
+
+    With automatic checkpoints off for the writer, a commit costs one WAL fsync and never stalls
+    on a checkpoint (seen as 200 ms pauses under SMTP load before this). A PASSIVE checkpoint does
+    not block readers or the writer.
+    """
+
+    INTERVAL = 1.0
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.INTERVAL):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        try:
+            conn = self.engine.raw_connection()  # outside any transaction, as checkpoints must be
+            try:
+                conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                conn.close()
+        except Exception:
+            log.warning("WAL checkpoint failed; will retry", exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.checkpoint()
 
 
 @dataclass(frozen=True)

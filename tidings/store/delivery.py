@@ -76,6 +76,27 @@ def deliver_local_rows(
     return True
 
 
+# The acceptance path's statements, built once: constructing them per batch cost more than running them.
+_ACCOUNTS_BY_ADDRESS = select(
+    s.accounts.c.id, s.accounts.c.address, s.accounts.c.quota_bytes, s.accounts.c.used_bytes
+).where(s.accounts.c.address.in_(bindparam("addresses", expanding=True)))
+_INBOXES_OF = select(s.mailboxes.c.id, s.mailboxes.c.account_id).where(
+    s.mailboxes.c.account_id.in_(bindparam("accounts", expanding=True)), s.mailboxes.c.name == "INBOX"
+)
+_CHARGE = (
+    update(s.accounts)
+    .where(s.accounts.c.id == bindparam("account"))
+    .values(used_bytes=s.accounts.c.used_bytes + bindparam("delta"))
+)
+_INSERT_MAILBOX_MESSAGE = insert(s.mailbox_messages)
+_MESSAGES_BY_HASH = select(s.messages.c.id, s.messages.c.blob_hash).where(
+    s.messages.c.blob_hash.in_(bindparam("hashes", expanding=True))
+)
+_INSERT_MESSAGE = insert(s.messages).returning(
+    s.messages.c.id, s.messages.c.blob_hash, sort_by_parameter_order=True
+)
+
+
 @dataclass
 class _Accepted:
     """One message waiting in the group-commit batch."""
@@ -115,20 +136,11 @@ class Delivery:
         addresses = sorted({a for item in items if item.delivers_locally for a in item.envelope.local})
         accounts = {}
         if addresses:
-            rows = conn.execute(
-                select(
-                    s.accounts.c.id, s.accounts.c.address, s.accounts.c.quota_bytes, s.accounts.c.used_bytes
-                ).where(s.accounts.c.address.in_(addresses))
-            ).all()
+            rows = conn.execute(_ACCOUNTS_BY_ADDRESS, {"addresses": addresses}).all()
             accounts = {r.address: [r.id, r.quota_bytes, r.used_bytes] for r in rows}
         inboxes = {}
         if accounts:
-            rows = conn.execute(
-                select(s.mailboxes.c.id, s.mailboxes.c.account_id).where(
-                    s.mailboxes.c.account_id.in_([a[0] for a in accounts.values()]),
-                    s.mailboxes.c.name == "INBOX",
-                )
-            ).all()
+            rows = conn.execute(_INBOXES_OF, {"accounts": [a[0] for a in accounts.values()]}).all()
             inboxes = {r.account_id: r.id for r in rows}
 
         results: list[AcceptResult] = []
@@ -171,15 +183,12 @@ class Delivery:
 
         if charged:
             conn.execute(
-                update(s.accounts)
-                .where(s.accounts.c.id == bindparam("account"))
-                .values(used_bytes=s.accounts.c.used_bytes + bindparam("delta")),
-                [{"account": account_id, "delta": delta} for account_id, delta in charged.items()],
+                _CHARGE, [{"account": account_id, "delta": delta} for account_id, delta in charged.items()]
             )
         for mailbox_id, entries in placed.items():
             first_uid, modseq = bump_mailbox(tx, mailbox_id, len(entries))
             conn.execute(
-                insert(s.mailbox_messages),
+                _INSERT_MAILBOX_MESSAGE,
                 [
                     {
                         "mailbox_id": mailbox_id,
@@ -219,9 +228,7 @@ def _message_ids(tx: Tx, contents: list[tuple[str, int]]) -> dict[str, int]:
     if not contents:
         return {}
     sizes = dict(contents)
-    rows = tx.conn.execute(
-        select(s.messages.c.id, s.messages.c.blob_hash).where(s.messages.c.blob_hash.in_(sorted(sizes)))
-    ).all()
+    rows = tx.conn.execute(_MESSAGES_BY_HASH, {"hashes": sorted(sizes)}).all()
     ids = {r.blob_hash: r.id for r in rows}
     new = [
         {"blob_hash": h, "size": size, "created_at": time.time()} for h, size in sizes.items() if h not in ids

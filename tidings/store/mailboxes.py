@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 
 from tidings.notify import CHANNEL, Change, Hub
 from tidings.store import schema as s
@@ -185,15 +185,17 @@ def create_mailbox_rows(tx: Tx, account_id: int, name: str, special_use: str | N
     return result.inserted_primary_key[0]
 
 
+_BUMP_MAILBOX = (
+    update(s.mailboxes)
+    .where(s.mailboxes.c.id == bindparam("mailbox"))
+    .values(uidnext=s.mailboxes.c.uidnext + bindparam("uids"), highestmodseq=s.mailboxes.c.highestmodseq + 1)
+    .returning(s.mailboxes.c.uidnext, s.mailboxes.c.highestmodseq)
+)
+
+
 def bump_mailbox(tx: Tx, mailbox_id: int, uids_needed: int = 0) -> tuple[int, int]:
     """Reserve `uids_needed` UIDs and a new modseq; returns (first_uid, modseq). Row-locks the mailbox."""
-    m = s.mailboxes
-    row = tx.conn.execute(
-        update(m)
-        .where(m.c.id == mailbox_id)
-        .values(uidnext=m.c.uidnext + uids_needed, highestmodseq=m.c.highestmodseq + 1)
-        .returning(m.c.uidnext, m.c.highestmodseq, m.c.account_id)
-    ).first()
+    row = tx.conn.execute(_BUMP_MAILBOX, {"mailbox": mailbox_id, "uids": uids_needed}).first()
     if row is None:
         raise NotFound("mailbox no longer exists")
     return row.uidnext - uids_needed, row.highestmodseq
