@@ -185,16 +185,8 @@ DELIBERATE_DIFFERENCES = {
 }
 
 
-LIST_REFERENCE_BUG = (
-    'LIST with a reference not ending in the delimiter: LIST "Base" "*" should read as "Base*" '
-    "(as Dovecot and Cyrus do) and list Base itself plus Base/child; Tidings reads it as "
-    '"Base/*" and omits Base. IMAPClient\'s live test finds its leftovers with LIST "__imapclient" "*", '
-    "never deletes the base folder, and every later setUp fails: CREATE __imapclient -> NO "
-    "[ALREADYEXISTS] (RFC 9051 6.3.9 leaves the reading to the implementation)"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=LIST_REFERENCE_BUG)
 def test_imapclient_livetest_passes(mail, tmp_path):
     ini = tmp_path / "livetest.ini"
     ini.write_text(
@@ -221,7 +213,6 @@ def test_imapclient_livetest_passes(mail, tmp_path):
     assert failed - KNOWN_TOOL_FAILURES - DELIBERATE_DIFFERENCES == set(), output
 
 
-@pytest.mark.xfail(strict=True, reason=LIST_REFERENCE_BUG)
 def test_list_with_a_reference_is_read_as_a_prefix_like_other_servers(mail):
     """What IMAPClient's live test relies on to find its folders."""
     client = imaps(mail)

@@ -42,10 +42,9 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
 def _matcher(session, reference: str, pattern: str):
     """A predicate on our UTF-8 names for a reference + pattern sent on the wire, or None if the
     pattern cannot match anything (invalid encoding)."""
-    if reference and not reference.endswith(DELIMITER) and pattern:
-        full = reference + DELIMITER + pattern
-    else:
-        full = reference + pattern
+    # RFC 3501 6.3.8 leaves a reference without a trailing delimiter to the server; like Dovecot and
+    # Cyrus we read reference + pattern as one name, so LIST "Base" "*" lists Base and its children.
+    full = reference + pattern
     if not session.utf8:
         try:
             full = mutf7.decode(full)
