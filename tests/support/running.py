@@ -58,6 +58,9 @@ class RunningServer:
             limits=limits,
             queue=queue,
             auth=auth,
+            # One id per server, as separate processes would have: several test servers share a
+            # process, and a node drops change events carrying its own id as echoes.
+            node_id=overrides.pop("node_id", f"test-{uuid.uuid4().hex[:12]}"),
             **overrides,
         )
         self.loop = asyncio.new_event_loop()
