@@ -206,10 +206,11 @@ async def _status(config: Config, store: Store) -> None:
     if running:
         uptime = int(time.time() - running["started_at"])
         print(f"server: running (pid {running['pid']}, up {uptime // 3600}h{uptime % 3600 // 60:02d}m)")
+        sessions = running.get("sessions", {})
         for name, addresses in running["listeners"].items():
             for host, port in addresses:
                 state = "open" if _port_open(host, port) else "NOT ANSWERING"
-                print(f"  {name:<12} {host}:{port}  {state}")
+                print(f"  {name:<12} {host}:{port}  {state}  ({sessions.get(name, 0)} session(s))")
     else:
         print("server: not running")
     print(f"queue: {queue_length} message(s)")

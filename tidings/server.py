@@ -28,6 +28,8 @@ from tidings.store.indexer import run_indexer
 
 log = logging.getLogger(__name__)
 
+STATUS_INTERVAL = 5.0
+
 # listener name -> module with `async def start(app, name, host, port)`
 LISTENER_MODULES = {
     "smtp": "tidings.smtp.listener",
@@ -98,6 +100,7 @@ class Server:
         worker = QueueWorker(self.app)
         self.workers.append(asyncio.create_task(worker.run(), name="queue-worker"))
         self.workers.append(asyncio.create_task(run_indexer(self.app.store), name="indexer"))
+        self.workers.append(asyncio.create_task(self._keep_status(), name="status"))
 
     def bound_ports(self) -> dict[str, list[tuple[str, int]]]:
         out: dict[str, list[tuple[str, int]]] = {}
@@ -107,9 +110,22 @@ class Server:
                 out.setdefault(name, []).append((host, port))
         return out
 
+    async def _keep_status(self) -> None:
+        """Rewrite the status file every few seconds so `tidings status` shows open sessions."""
+        while True:
+            await asyncio.sleep(STATUS_INTERVAL)
+            with contextlib.suppress(OSError):
+                self._write_status()
+
     def _write_status(self) -> None:
         path = status_path(self.config)
-        data = {"pid": os.getpid(), "started_at": time.time(), "listeners": self.bound_ports()}
+        data = {
+            "pid": os.getpid(),
+            "started_at": self.app.started_at,
+            "updated_at": time.time(),
+            "listeners": self.bound_ports(),
+            "sessions": dict(self.app.sessions),
+        }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(path)

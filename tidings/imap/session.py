@@ -241,7 +241,6 @@ class ImapSession:
 
     async def run(self) -> None:
         """Serve the connection until LOGOUT, autologout, a fatal error or the client leaving."""
-        self.app.sessions[self.listener] = self.app.sessions.get(self.listener, 0) + 1
         try:
             caps = " ".join(self.capabilities())
             self.untagged(f"OK [CAPABILITY {caps}] {SERVER_NAME} IMAP server ready")
@@ -261,7 +260,6 @@ class ImapSession:
             with contextlib.suppress(Exception):
                 self.untagged("BYE Internal server error")
         finally:
-            self.app.sessions[self.listener] -= 1
             if self.waiter is not None:
                 self.waiter.close()
                 self.waiter = None

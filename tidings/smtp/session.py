@@ -175,8 +175,6 @@ class Session:
 
     async def run(self) -> None:
         conn = self.conn
-        sessions = self.app.sessions
-        sessions[self.mode.name] = sessions.get(self.mode.name, 0) + 1
         try:
             conn.send(f"220 {self.hostname} ESMTP Tidings ready\r\n".encode())
             while True:
@@ -200,7 +198,6 @@ class Session:
             log.exception("smtp %s: session failed", conn.peer_ip)
             conn.send(_encoded(421, "4.3.0", f"{self.hostname} Internal error, closing connection"))
         finally:
-            sessions[self.mode.name] -= 1
             conn.close()
 
     async def execute(self, line: bytes) -> None:
