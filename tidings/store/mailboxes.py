@@ -10,6 +10,7 @@ Invariants kept here, not in the protocols:
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections.abc import Iterable
@@ -42,7 +43,7 @@ class Mailbox:
     object_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MessageRef:
     """One message as a mailbox sees it."""
 
@@ -86,8 +87,14 @@ def format_flags(flags: Iterable[str]) -> str:
     return " ".join(sorted({normalise_flag(f) for f in flags if f and f.lower() != "\\recent"}))
 
 
+_NO_FLAGS: frozenset[str] = frozenset()
+
+
+@functools.lru_cache(maxsize=4096)
 def parse_flags(text: str) -> frozenset[str]:
-    return frozenset(text.split()) if text else frozenset()
+    """Flag sets are shared: a mailbox of 100,000 messages has only a few distinct ones, and every
+    IMAP session keeps one per message in its snapshot."""
+    return frozenset(text.split()) if text else _NO_FLAGS
 
 
 def validate_mailbox_name(name: str) -> str:
