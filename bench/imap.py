@@ -143,6 +143,27 @@ async def load_mailboxes(server, corpora: dict[str, list[bytes]]) -> float:
     return time.monotonic() - started
 
 
+async def initial_sync(server, corpora: dict[str, list[bytes]]) -> float:
+    """What a mail client does first: fetch every message's summary; seconds taken.
+
+    This also warms both servers the same way (Dovecot fills its index cache, Tidings analyses
+    messages it stored unparsed), so the timed runs compare steady states.
+    """
+    started = time.monotonic()
+
+    async def one(user: str) -> None:
+        client = await ImapClient.connect(HOST, server.port)
+        try:
+            await client.login(server.login_name(user), server.users[user])
+            await client.select("INBOX")
+            await client.check(f"UID FETCH 1:* {HEADER_FETCHES[0][:-1]} ENVELOPE BODYSTRUCTURE)")
+        finally:
+            await client.logout()
+
+    await asyncio.gather(*(one(u) for u in corpora))
+    return time.monotonic() - started
+
+
 async def mailbox_fingerprint(server, user: str) -> tuple[int, int]:
     """(messages, total RFC822.SIZE) of a user's INBOX, to check both servers hold the same."""
     client = await ImapClient.connect(HOST, server.port)
@@ -403,6 +424,7 @@ async def measure_idle(server, count: int) -> IdleMemory:
 class ServerResult:
     name: str
     load_seconds: float = 0.0
+    sync_seconds: float = 0.0
     fingerprint: dict[str, tuple[int, int]] = field(default_factory=dict)
     probes: dict[str, str] = field(default_factory=dict)
     runs: dict[int, Stats] = field(default_factory=dict)
@@ -415,6 +437,7 @@ async def prepare(server, corpora, idle_count: int) -> ServerResult:
     result = ServerResult(server.name)
     print(f"{server.describe()}: loading {sum(map(len, corpora.values()))} messages", flush=True)
     result.load_seconds = await load_mailboxes(server, corpora)
+    result.sync_seconds = await initial_sync(server, corpora)
     for user in corpora:
         result.fingerprint[user] = await mailbox_fingerprint(server, user)
     first = next(iter(corpora))
@@ -518,7 +541,10 @@ def report(results: list[ServerResult], args, corpora) -> None:
             print(f"{r.name}: FAILED: {r.failure}")
         else:
             rate = count / r.load_seconds
-            print(f"{r.name}: loaded {count} messages by APPEND in {r.load_seconds:.1f}s ({rate:.0f}/s)")
+            print(
+                f"{r.name}: loaded {count} messages by APPEND in {r.load_seconds:.1f}s ({rate:.0f}/s), "
+                f"first full summary FETCH in {r.sync_seconds:.1f}s"
+            )
     if dovecot and tidings and dovecot.fingerprint and tidings.fingerprint:
         same = dovecot.fingerprint == tidings.fingerprint
         print(f"mailboxes identical (count and RFC822.SIZE per user): {'yes' if same else 'NO'}")
