@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_parser("delete", parents=[common]).add_argument("id", type=int)
 
     sub.add_parser("status", parents=[common], help="listeners, queue, accounts, storage")
+    sub.add_parser("compact", parents=[common], help="remove message contents nothing refers to any more")
     return parser
 
 
@@ -187,6 +188,14 @@ async def _dispatch(args, config: Config, store: Store) -> int:
             print(f"deleted queue entry {args.id}")
     elif cmd == "status":
         await _status(config, store)
+    elif cmd == "compact":
+        from tidings.store.compaction import compact
+
+        report = await compact(store.db, store.blobs)
+        print(
+            f"removed {report.messages} unreferenced message(s), {report.inline_bodies} inline "
+            f"body(ies), {report.files} body file(s); freed {_human(report.bytes_freed)}"
+        )
     return 0
 
 

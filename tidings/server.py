@@ -29,6 +29,8 @@ from tidings.store.indexer import run_indexer
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 5.0
+MAINTENANCE_FIRST_RUN = 600.0
+MAINTENANCE_INTERVAL = 6 * 3600.0
 
 # listener name -> module with `async def start(app, name, host, port)`
 LISTENER_MODULES = {
@@ -101,6 +103,7 @@ class Server:
         self.workers.append(asyncio.create_task(worker.run(), name="queue-worker"))
         self.workers.append(asyncio.create_task(run_indexer(self.app.store), name="indexer"))
         self.workers.append(asyncio.create_task(self._keep_status(), name="status"))
+        self.workers.append(asyncio.create_task(self._maintain(), name="maintenance"))
 
     def bound_ports(self) -> dict[str, list[tuple[str, int]]]:
         out: dict[str, list[tuple[str, int]]] = {}
@@ -109,6 +112,20 @@ class Server:
                 host, port = sock.getsockname()[:2]
                 out.setdefault(name, []).append((host, port))
         return out
+
+    async def _maintain(self) -> None:
+        """Scheduled maintenance with nobody at the keyboard: compaction a while after start, then
+        every MAINTENANCE_INTERVAL."""
+        from tidings.store.compaction import compact
+
+        await asyncio.sleep(MAINTENANCE_FIRST_RUN)
+        while True:
+            try:
+                report = await compact(self.app.store.db, self.app.store.blobs)
+                log.info("compaction: %s", report)
+            except Exception:
+                log.exception("compaction failed; will retry at the next interval")
+            await asyncio.sleep(MAINTENANCE_INTERVAL)
 
     async def _keep_status(self) -> None:
         """Rewrite the status file every few seconds so `tidings status` shows open sessions."""

@@ -53,6 +53,9 @@ class FileBlobs:
     def put(self, digest: str, data: bytes) -> None:
         final = self.path_of(digest)
         if _has_size(final, len(data)):
+            # A new reference is about to be committed: make the file young again so compaction,
+            # which spares recent files, cannot remove it in between.
+            os.utime(final)
             return
         directory = final.parent
         if digest[:2] not in self._known_dirs:

@@ -1,0 +1,126 @@
+"""Compaction: forget message contents no mailbox and no queue entry refers to any more.
+
+Expunging removes a message from a mailbox, not its content: the same body may sit in other
+mailboxes or wait in the queue, and a QRESYNC client may still ask about the UID (that is the
+`expunged` table, kept). Compaction removes, in this order so that a crash between steps only
+leaves garbage for the next run, never a dangling reference:
+
+1. `messages` rows (parsed summaries) that no mailbox holds;
+2. inline bodies (`blob_data`) and body files that neither `messages` nor `queue` refer to.
+
+A body accepted but not yet committed has no row yet: files younger than `GRACE_SECONDS` are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import delete, exists, func, select
+
+from tidings.store import schema as s
+from tidings.store.blobs import BlobStore
+from tidings.store.database import Database, Tx
+
+GRACE_SECONDS = 3600.0
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class CompactionReport:
+    messages: int
+    inline_bodies: int
+    files: int
+    bytes_freed: int
+
+
+def _orphan_messages(tx: Tx) -> list[int]:
+    m, mm = s.messages, s.mailbox_messages
+    return list(
+        tx.conn.execute(
+            select(m.c.id).where(~exists().where(mm.c.message_id == m.c.id)).limit(CHUNK)
+        ).scalars()
+    )
+
+
+def _referenced(tx: Tx, hashes: list[str]) -> set[str]:
+    m, q = s.messages, s.queue
+    found = set(tx.conn.execute(select(m.c.blob_hash).where(m.c.blob_hash.in_(hashes))).scalars())
+    found |= set(tx.conn.execute(select(q.c.blob_hash).where(q.c.blob_hash.in_(hashes))).scalars())
+    return found
+
+
+def _drop_messages(tx: Tx, ids: list[int]) -> int:
+    m, mm = s.messages, s.mailbox_messages
+    # Re-checked inside the write: a copy may have referenced one since the read.
+    return tx.conn.execute(
+        delete(m).where(m.c.id.in_(ids), ~exists().where(mm.c.message_id == m.c.id))
+    ).rowcount
+
+
+def _inline_page(tx: Tx, after: str) -> list[tuple[str, int]]:
+    b = s.blob_data
+    rows = tx.conn.execute(
+        select(b.c.hash, func.length(b.c.data)).where(b.c.hash > after).order_by(b.c.hash).limit(CHUNK)
+    ).all()
+    return [(digest, size) for digest, size in rows]
+
+
+def _drop_inline(tx: Tx, hashes: list[str]) -> list[str]:
+    referenced = _referenced(tx, hashes)
+    unused = [h for h in hashes if h not in referenced]
+    if unused:
+        tx.conn.execute(delete(s.blob_data).where(s.blob_data.c.hash.in_(unused)))
+    return unused
+
+
+async def compact(db: Database, blobs: BlobStore) -> CompactionReport:
+    messages_removed = 0
+    while ids := await db.read(_orphan_messages):
+        removed = await db.write(_drop_messages, ids)
+        messages_removed += removed
+        if removed == 0:
+            break
+
+    inline_removed = 0
+    freed = 0
+    after = ""
+    while page := await db.read(_inline_page, after):
+        after = page[-1][0]
+        sizes = dict(page)
+        unused = await db.write(_drop_inline, list(sizes))
+        inline_removed += len(unused)
+        freed += sum(sizes[h] for h in unused)
+
+    files_removed = 0
+    now = time.time()
+    candidates = []
+    for sub in sorted(blobs.files.root.iterdir()):
+        if len(sub.name) != 2 or not sub.is_dir():
+            continue
+        for path in sub.iterdir():
+            stat = path.stat()
+            if now - stat.st_mtime > GRACE_SECONDS:
+                candidates.append((sub.name + path.name, stat.st_size))
+    for start in range(0, len(candidates), CHUNK):
+        chunk = dict(candidates[start : start + CHUNK])
+        referenced = await db.read(_referenced, list(chunk))
+        for digest, size in chunk.items():
+            if digest not in referenced:
+                blobs.files.delete(digest)
+                files_removed += 1
+                freed += size
+    _sweep_temp(blobs, now)
+    return CompactionReport(messages_removed, inline_removed, files_removed, freed)
+
+
+def _sweep_temp(blobs: BlobStore, now: float) -> None:
+    """Temporary files of writes that a crash interrupted."""
+    tmp = blobs.files.root / "tmp"
+    for path in tmp.iterdir():
+        try:
+            if now - path.stat().st_mtime > GRACE_SECONDS:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
