@@ -40,6 +40,7 @@ from imap_servers import (
     pss_bytes,
     raise_nofile,
     rss_bytes,
+    stop_on_signals,
 )
 
 # The mix: operation -> weight. Reading dominates, as with real clients; APPEND and EXPUNGE are
@@ -639,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tmp", help="where to make the temp dirs (default: system temp dir)")
     args = parser.parse_args(argv)
+    stop_on_signals()
     args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
     args.mix = _parse_mix(parser, args.mix)
     if args.quick:
@@ -675,4 +677,8 @@ def _parse_mix(parser: argparse.ArgumentParser, text: str | None) -> dict[str, i
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped and temp dirs removed", file=sys.stderr)
+        sys.exit(130)

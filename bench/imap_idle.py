@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 
 import imap_corpus
 from imap_client import ImapClient, ImapError, close_all, open_idlers
-from imap_servers import HOST, DovecotServer, TidingsServer, pss_bytes, raise_nofile, rss_bytes
+from imap_servers import (
+    HOST,
+    DovecotServer,
+    TidingsServer,
+    pss_bytes,
+    raise_nofile,
+    rss_bytes,
+    stop_on_signals,
+)
 
 _EXISTS = re.compile(rb"^\* \d+ EXISTS", re.IGNORECASE)
 
@@ -217,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp dirs (logs)")
     parser.add_argument("--tmp", help="where to make the temp dirs")
     args = parser.parse_args(argv)
+    stop_on_signals()
     if args.quick:
         args.connections, args.users, args.messages = min(args.connections, 200), 3, 5
     if not 1 <= args.connections <= 10000 or not 1 <= args.sources <= 250:
@@ -245,4 +254,8 @@ def _named(cls, passwords, args):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped and temp dirs removed", file=sys.stderr)
+        sys.exit(130)

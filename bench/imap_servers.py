@@ -29,6 +29,20 @@ HOST = "127.0.0.1"
 DOMAIN = "bench.test"
 
 
+def stop_on_signals() -> None:
+    """Turn SIGTERM (and SIGINT, even when started in the background) into KeyboardInterrupt.
+
+    The servers are stopped and their directories removed by context managers, which only run
+    if the signal becomes an exception instead of ending the process on the spot.
+    """
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def free_port() -> int:
     """A port the kernel says is free now (a tiny race with other programs is acceptable here)."""
     with socket.socket() as sock:
