@@ -225,7 +225,7 @@ async def _status(config: Config, store: Store) -> None:
     print(f"queue: {queue_length} message(s)")
     print(f"accounts: {users} user(s), {aliases} alias(es), {domains} domain(s)")
     used = sum(a.used_bytes for a in await store.accounts.list_users())
-    print(f"storage: {_human(used)} in mailboxes, {_human(store.blobs.usage_bytes())} of blob files")
+    print(f"storage: {_human(used)} in mailboxes, {_human(store.blobs.usage_bytes())} of stored message bodies")
 
 
 def _pid_alive(pid: int) -> bool:
