@@ -225,7 +225,8 @@ async def _status(config: Config, store: Store) -> None:
     print(f"queue: {queue_length} message(s)")
     print(f"accounts: {users} user(s), {aliases} alias(es), {domains} domain(s)")
     used = sum(a.used_bytes for a in await store.accounts.list_users())
-    print(f"storage: {_human(used)} in mailboxes, {_human(store.blobs.usage_bytes())} of stored message bodies")
+    bodies = _human(store.blobs.usage_bytes())
+    print(f"storage: {_human(used)} in mailboxes, {bodies} of stored message bodies")
 
 
 def _pid_alive(pid: int) -> bool:

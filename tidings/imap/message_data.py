@@ -22,7 +22,6 @@ Never touches SQL or files itself: :class:`StoreMessageLoader` goes through
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -71,62 +70,21 @@ def email_id(ref: MessageRef) -> str:
 
 
 class StoreMessageLoader:
-    """A :class:`MessageLoader` over ``store.mailboxes``, with a small LRU of parsed summaries
-    (clients re-fetch ENVELOPE/BODYSTRUCTURE often) and the last blob read (clients fetch the
-    parts of one message in successive commands).  One per session."""
+    """A :class:`MessageLoader` over ``store.mailboxes``, whose process-wide caches of parsed
+    summaries and recent bodies serve every session (clients re-fetch ENVELOPE/BODYSTRUCTURE
+    often, and fetch the parts of one message in successive commands)."""
 
-    def __init__(
-        self, mailboxes: Mailboxes, cached_summaries: int = 2000, cached_blob_bytes: int = 8 * 1024 * 1024
-    ) -> None:
+    def __init__(self, mailboxes: Mailboxes) -> None:
         self.mailboxes = mailboxes
-        self._summaries: OrderedDict[int, MessageSummary] = OrderedDict()
-        self._cached_summaries = cached_summaries
-        self._cached_blob_bytes = cached_blob_bytes
-        self._last_blob: tuple[str, bytes] | None = None
 
     async def summaries(self, refs: Sequence[MessageRef]) -> Mapping[int, MessageSummary]:
-        found: dict[int, MessageSummary] = {}
-        missing: list[MessageRef] = []
-        for ref in refs:
-            summary = self._summaries.get(ref.message_id)
-            if summary is None:
-                missing.append(ref)
-            else:
-                self._summaries.move_to_end(ref.message_id)
-                found[ref.message_id] = summary
-        if missing:
-            rows = await self.mailboxes.summaries_json(ref.message_id for ref in missing)
-            for ref in missing:
-                summary = await self._parse_or_analyse(ref, rows.get(ref.message_id))
-                if summary is not None:
-                    found[ref.message_id] = summary
-                    self._remember(ref.message_id, summary)
-        return found
-
-    async def _parse_or_analyse(self, ref: MessageRef, text: str | None) -> MessageSummary | None:
-        if text is None:
-            return None  # the message row is gone
-        try:
-            return MessageSummary.from_json(text)
-        except Exception:  # an old or damaged cache entry: fall back to the bytes themselves
-            log.warning("summary of message %d unreadable; analysing its bytes again", ref.message_id)
-        raw = await self.blob(ref)
-        return None if raw is None else analyse(raw)
-
-    def _remember(self, message_id: int, summary: MessageSummary) -> None:
-        self._summaries[message_id] = summary
-        while len(self._summaries) > self._cached_summaries:
-            self._summaries.popitem(last=False)
+        return await self.mailboxes.summaries(ref.message_id for ref in refs)
 
     async def blob(self, ref: MessageRef) -> bytes | None:
-        if self._last_blob is not None and self._last_blob[0] == ref.blob_hash:
-            return self._last_blob[1]
         try:
-            raw = await self.mailboxes.read_blob(ref.blob_hash)
+            return await self.mailboxes.read_blob(ref.blob_hash)
         except (FileNotFoundError, NotFound):
             return None
-        self._last_blob = (ref.blob_hash, raw) if len(raw) <= self._cached_blob_bytes else None
-        return raw
 
 
 class MemoryMessageLoader:

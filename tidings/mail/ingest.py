@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tidings.mail.message import analyse
+from tidings.mail.message import MessageSummary, analyse
 
 
 @dataclass(frozen=True)
@@ -13,6 +13,7 @@ class PreparedMessage:
     size: int
     summary_json: str
     fields: dict  # indexed columns of the messages table
+    summary: MessageSummary
 
 
 def prepare(raw: bytes, blob_hash: str) -> PreparedMessage:
@@ -24,4 +25,4 @@ def prepare(raw: bytes, blob_hash: str) -> PreparedMessage:
         "sent_date": summary.sent_date.timestamp() if summary.sent_date else None,
         "message_id": (summary.message_id or "")[:998],
     }
-    return PreparedMessage(blob_hash, len(raw), summary.to_json(), fields)
+    return PreparedMessage(blob_hash, len(raw), summary.to_json(), fields, summary)

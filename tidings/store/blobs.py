@@ -22,7 +22,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tidings.store import schema as s
@@ -31,6 +31,7 @@ from tidings.store.database import Database, NotFound, Tx
 DEFAULT_INLINE_LIMIT = 512 * 1024
 
 
+_SELECT_BODY = select(s.blob_data.c.data).where(s.blob_data.c.hash == bindparam("hash"))
 _INSERT_BODY_SQLITE = sqlite.insert(s.blob_data).on_conflict_do_nothing(index_elements=["hash"])
 _INSERT_BODY_PG = postgresql.insert(s.blob_data).on_conflict_do_nothing(index_elements=["hash"])
 
@@ -130,15 +131,20 @@ class BlobStore:
         return digest
 
     async def get(self, digest: str) -> bytes:
-        loop = asyncio.get_running_loop()
-        data = await loop.run_in_executor(self._pool, self.files.get, digest)
-        if data is None:
-            data = await self.db.read(_inline_body, digest)
-        return data
+        """The body, from the database or its file, in one worker-thread round trip."""
+        return await self.db.read(self._read_body, digest)
 
     def get_sync(self, digest: str) -> bytes:
+        return self.db.read_sync(self._read_body, digest)
+
+    def _read_body(self, tx: Tx, digest: str) -> bytes:
+        row = tx.conn.execute(_SELECT_BODY, {"hash": digest}).first()
+        if row is not None:
+            return bytes(row.data)
         data = self.files.get(digest)
-        return data if data is not None else self.db.read_sync(_inline_body, digest)
+        if data is None:
+            raise NotFound(f"message body {digest} is missing")
+        return data
 
     def usage_bytes(self) -> int:
         inline = self.db.read_sync(
@@ -150,13 +156,6 @@ class BlobStore:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-
-
-def _inline_body(tx: Tx, digest: str) -> bytes:
-    row = tx.conn.execute(select(s.blob_data.c.data).where(s.blob_data.c.hash == digest)).first()
-    if row is None:
-        raise NotFound(f"message body {digest} is missing")
-    return bytes(row.data)
 
 
 def _has_size(path: Path, size: int) -> bool:

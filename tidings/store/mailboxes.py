@@ -11,6 +11,7 @@ Invariants kept here, not in the protocols:
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
 import time
 from collections.abc import Iterable
@@ -18,10 +19,18 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 
+from tidings.mail.message import MessageSummary
 from tidings.notify import CHANNEL, Change, Hub
 from tidings.store import schema as s
 from tidings.store.blobs import BlobStore
+from tidings.store.cache import LruCache
 from tidings.store.database import AlreadyExists, Database, NotFound, OverQuota, StoreError, Tx
+
+log = logging.getLogger(__name__)
+
+SUMMARY_CACHE_ENTRIES = 20_000
+BODY_CACHE_ENTRIES = 2_000
+BODY_CACHE_BYTES = 32 * 1024 * 1024
 
 SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")}
 SPECIAL_USES = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
@@ -285,6 +294,10 @@ class Mailboxes:
         self.blobs = blobs
         self.hub = hub
         self.node_id = node_id
+        self._summary_cache: LruCache[int, MessageSummary] = LruCache(SUMMARY_CACHE_ENTRIES)
+        self._body_cache: LruCache[str, bytes] = LruCache(
+            BODY_CACHE_ENTRIES, max_weight=BODY_CACHE_BYTES, weigh=len
+        )
 
     def _publish(self, tx: Tx, account_id: int, mailbox_id: int | None, kind: str, modseq: int = 0) -> None:
         publish(tx, self.hub, self.node_id, Change(account_id, mailbox_id, kind, modseq))
@@ -691,6 +704,54 @@ class Mailboxes:
     async def summary_json(self, message_id: int) -> str:
         return (await self.summaries_json([message_id]))[message_id]
 
+    async def summaries(self, message_ids: Iterable[int]) -> dict[int, MessageSummary]:
+        """Parsed summaries by messages.id (absent: the message is gone), from a process-wide cache:
+        contents never change, and every session and client asks for the same ones again."""
+        found: dict[int, MessageSummary] = {}
+        missing = []
+        for message_id in message_ids:
+            summary = self._summary_cache.get(message_id)
+            if summary is None:
+                missing.append(message_id)
+            else:
+                found[message_id] = summary
+        if missing:
+            for message_id, text in (await self.summaries_json(missing)).items():
+                try:
+                    summary = MessageSummary.from_json(text)
+                except Exception:  # written by an older version, or damaged: analyse the body again
+                    log.warning("summary of message %d unreadable; analysing it again", message_id)
+                    summary = await self._reanalyse(message_id)
+                    if summary is None:
+                        continue
+                self._summary_cache.put(message_id, summary)
+                found[message_id] = summary
+        return found
+
+    async def _reanalyse(self, message_id: int) -> MessageSummary | None:
+        from tidings.mail.ingest import prepare
+
+        def op(tx: Tx):
+            return tx.conn.execute(
+                select(s.messages.c.blob_hash).where(s.messages.c.id == message_id)
+            ).scalar()
+
+        blob_hash = await self.db.read(op)
+        try:
+            raw = await self.read_blob(blob_hash) if blob_hash else None
+        except NotFound:
+            raw = None
+        if raw is None:
+            return None
+        message = prepare(raw, blob_hash)
+
+        def save(tx: Tx) -> None:
+            m = s.messages
+            tx.conn.execute(update(m).where(m.c.id == message_id).values(summary=message.summary_json))
+
+        await self.db.write(save)
+        return message.summary
+
     async def summaries_json(self, message_ids: Iterable[int]) -> dict[int, str]:
         """Analysed summaries by messages.id; messages not indexed yet are analysed now (and saved)."""
         ids = sorted(set(message_ids))
@@ -738,7 +799,8 @@ class Mailboxes:
                 raw = await self.blobs.get(blob_hash)
             except NotFound:
                 continue
-            prepared[message_id] = prepare(raw, blob_hash)
+            prepared[message_id] = message = prepare(raw, blob_hash)
+            self._summary_cache.put(message_id, message.summary)
 
         def op(tx: Tx) -> None:
             m = s.messages
@@ -754,7 +816,12 @@ class Mailboxes:
         return {message_id: message.summary_json for message_id, message in prepared.items()}
 
     async def read_blob(self, blob_hash: str) -> bytes:
-        return await self.blobs.get(blob_hash)
+        """A message body, through a process-wide cache of recently read ones."""
+        raw = self._body_cache.get(blob_hash)
+        if raw is None:
+            raw = await self.blobs.get(blob_hash)
+            self._body_cache.put(blob_hash, raw)
+        return raw
 
 
 def _expunge_rows(tx: Tx, mailbox_id: int, uids: list[int]) -> int:
