@@ -271,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                 uvloop.install()
             except ImportError:
                 pass
+            if os.environ.get("TIDINGS_SWITCH_INTERVAL"):
+                sys.setswitchinterval(float(os.environ["TIDINGS_SWITCH_INTERVAL"]))
             asyncio.run(Server(config).run_until_signalled())
             return 0
         return asyncio.run(_admin(args, config))

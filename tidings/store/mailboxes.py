@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from tidings.mail.message import MessageSummary
 from tidings.notify import CHANNEL, Change, Hub
@@ -165,13 +165,64 @@ _REF_COLUMNS = (
 )
 
 
-def _refs_query(mailbox_id: int):
-    return (
-        select(*_REF_COLUMNS)
-        .select_from(s.mailbox_messages.join(s.messages, s.messages.c.id == s.mailbox_messages.c.message_id))
-        .where(s.mailbox_messages.c.mailbox_id == mailbox_id)
-        .order_by(s.mailbox_messages.c.uid)
-    )
+# Statements on the paths every IMAP command takes, built once: building a statement costs more
+# than running it on SQLite, and a prebuilt one also keeps its cache key (measured: STORE 3x faster).
+_mm, _mb = s.mailbox_messages, s.mailboxes
+_REFS = (
+    select(*_REF_COLUMNS)
+    .select_from(_mm.join(s.messages, s.messages.c.id == _mm.c.message_id))
+    .where(_mm.c.mailbox_id == bindparam("mailbox"))
+    .order_by(_mm.c.uid)
+)
+_REFS_SINCE = _REFS.where(_mm.c.modseq > bindparam("modseq"))
+_REFS_BY_ROW = _REFS.where(_mm.c.id.in_(bindparam("rows", expanding=True)))
+_MAILBOX = select(_mb).where(_mb.c.id == bindparam("mailbox"))
+_MAILBOX_OWNER = select(_mb.c.account_id).where(_mb.c.id == bindparam("mailbox"))
+_MAILBOX_UIDVALIDITY = select(_mb.c.uidvalidity).where(_mb.c.id == bindparam("mailbox"))
+_MAILBOX_BY_NAME = select(_mb).where(
+    _mb.c.account_id == bindparam("account"), _mb.c.name == bindparam("name")
+)
+_EXPUNGED_SINCE = (
+    select(s.expunged.c.uid)
+    .where(s.expunged.c.mailbox_id == bindparam("mailbox"), s.expunged.c.modseq > bindparam("modseq"))
+    .order_by(s.expunged.c.uid)
+)
+_FLAG_ROWS = select(_mm.c.id, _mm.c.uid, _mm.c.flags, _mm.c.modseq).where(
+    _mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid.in_(bindparam("uids", expanding=True))
+)
+_ALL_FLAGS = select(_mm.c.uid, _mm.c.flags, _mm.c.size).where(_mm.c.mailbox_id == bindparam("mailbox"))
+_SET_FLAGS = (
+    update(_mm)
+    .where(_mm.c.id == bindparam("row"))
+    .values(flags=bindparam("new_flags"), modseq=bindparam("new_modseq"))
+)
+_COPY_ROWS = (
+    select(_mm.c.uid, _mm.c.message_id, _mm.c.size, _mm.c.flags, _mm.c.internal_date)
+    .where(_mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid.in_(bindparam("uids", expanding=True)))
+    .order_by(_mm.c.uid)
+)
+_PRESENT_UIDS = select(_mm.c.uid).where(
+    _mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid.in_(bindparam("uids", expanding=True))
+)
+_SIZE_OF_UIDS = select(func.coalesce(func.sum(_mm.c.size), 0)).where(
+    _mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid.in_(bindparam("uids", expanding=True))
+)
+_DELETE_UIDS = delete(_mm).where(
+    _mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid.in_(bindparam("uids", expanding=True))
+)
+_INSERT_EXPUNGED = insert(s.expunged)
+_INSERT_MAILBOX_MESSAGES = insert(_mm)
+_QUOTA_OF = select(s.accounts.c.quota_bytes, s.accounts.c.used_bytes).where(
+    s.accounts.c.id == bindparam("account")
+)
+_ADD_USAGE = (
+    update(s.accounts)
+    .where(s.accounts.c.id == bindparam("account"))
+    .values(used_bytes=s.accounts.c.used_bytes + bindparam("delta"))
+)
+_SUMMARIES = select(s.messages.c.id, s.messages.c.summary, s.messages.c.blob_hash).where(
+    s.messages.c.id.in_(bindparam("ids", expanding=True))
+)
 
 
 # -- row-level helpers used inside transactions (also by delivery and account creation) ---------
@@ -241,13 +292,12 @@ def message_row(tx: Tx, blob_hash: str, size: int, summary_json: str, fields: di
 
 def charge_quota(tx: Tx, account_id: int, size: int) -> None:
     """Add `size` bytes to the account's usage, refusing if that passes its quota."""
-    a = s.accounts
-    row = tx.conn.execute(select(a.c.quota_bytes, a.c.used_bytes).where(a.c.id == account_id)).first()
+    row = tx.conn.execute(_QUOTA_OF, {"account": account_id}).first()
     if row is None:
         raise NotFound("account no longer exists")
     if size > 0 and row.quota_bytes is not None and row.used_bytes + size > row.quota_bytes:
         raise OverQuota(f"over quota ({row.used_bytes + size} > {row.quota_bytes} bytes)")
-    tx.conn.execute(update(a).where(a.c.id == account_id).values(used_bytes=a.c.used_bytes + size))
+    tx.conn.execute(_ADD_USAGE, {"account": account_id, "delta": size})
 
 
 def insert_into_mailbox(
@@ -261,7 +311,7 @@ def insert_into_mailbox(
     uids = list(range(first_uid, first_uid + len(items)))
     if items:
         tx.conn.execute(
-            insert(s.mailbox_messages),
+            _INSERT_MAILBOX_MESSAGES,
             [
                 {
                     "mailbox_id": mailbox_id,
@@ -276,16 +326,12 @@ def insert_into_mailbox(
                 for uid, (message_id, size, flags, internal_date) in zip(uids, items, strict=True)
             ],
         )
-    uidvalidity = tx.conn.execute(
-        select(s.mailboxes.c.uidvalidity).where(s.mailboxes.c.id == mailbox_id)
-    ).scalar_one()
+    uidvalidity = tx.conn.execute(_MAILBOX_UIDVALIDITY, {"mailbox": mailbox_id}).scalar_one()
     return uidvalidity, modseq, uids
 
 
 def find_mailbox_row(tx: Tx, account_id: int, name: str):
-    return tx.conn.execute(
-        select(s.mailboxes).where(s.mailboxes.c.account_id == account_id, s.mailboxes.c.name == name)
-    ).first()
+    return tx.conn.execute(_MAILBOX_BY_NAME, {"account": account_id, "name": name}).first()
 
 
 class Mailboxes:
@@ -326,7 +372,7 @@ class Mailboxes:
 
     async def get_by_id(self, mailbox_id: int) -> Mailbox:
         def op(tx: Tx) -> Mailbox:
-            row = tx.conn.execute(select(s.mailboxes).where(s.mailboxes.c.id == mailbox_id)).first()
+            row = tx.conn.execute(_MAILBOX, {"mailbox": mailbox_id}).first()
             if row is None:
                 raise NotFound("mailbox no longer exists")
             return _mailbox(row)
@@ -445,13 +491,10 @@ class Mailboxes:
 
     async def status(self, mailbox_id: int) -> MailboxStatus:
         def op(tx: Tx) -> MailboxStatus:
-            box = tx.conn.execute(select(s.mailboxes).where(s.mailboxes.c.id == mailbox_id)).first()
+            box = tx.conn.execute(_MAILBOX, {"mailbox": mailbox_id}).first()
             if box is None:
                 raise NotFound("mailbox no longer exists")
-            mm = s.mailbox_messages
-            rows = tx.conn.execute(
-                select(mm.c.uid, mm.c.flags, mm.c.size).where(mm.c.mailbox_id == mailbox_id)
-            ).all()
+            rows = tx.conn.execute(_ALL_FLAGS, {"mailbox": mailbox_id}).all()
             unseen = [r.uid for r in rows if "\\Seen" not in r.flags.split()]
             return MailboxStatus(
                 messages=len(rows),
@@ -472,10 +515,10 @@ class Mailboxes:
         """The mailbox row and all its messages in UID order, read in one transaction (a snapshot)."""
 
         def op(tx: Tx):
-            box = tx.conn.execute(select(s.mailboxes).where(s.mailboxes.c.id == mailbox_id)).first()
+            box = tx.conn.execute(_MAILBOX, {"mailbox": mailbox_id}).first()
             if box is None:
                 raise NotFound("mailbox no longer exists")
-            return _mailbox(box), [_ref(r) for r in tx.conn.execute(_refs_query(mailbox_id))]
+            return _mailbox(box), [_ref(r) for r in tx.conn.execute(_REFS, {"mailbox": mailbox_id})]
 
         return await self.db.read(op)
 
@@ -483,18 +526,12 @@ class Mailboxes:
         """Messages added or changed, and UIDs expunged, after `modseq`."""
 
         def op(tx: Tx) -> Changes:
-            box = tx.conn.execute(select(s.mailboxes).where(s.mailboxes.c.id == mailbox_id)).first()
+            box = tx.conn.execute(_MAILBOX, {"mailbox": mailbox_id}).first()
             if box is None:
                 raise NotFound("mailbox no longer exists")
-            changed = [
-                _ref(r)
-                for r in tx.conn.execute(_refs_query(mailbox_id).where(s.mailbox_messages.c.modseq > modseq))
-            ]
-            gone = tx.conn.execute(
-                select(s.expunged.c.uid)
-                .where(s.expunged.c.mailbox_id == mailbox_id, s.expunged.c.modseq > modseq)
-                .order_by(s.expunged.c.uid)
-            ).scalars()
+            params = {"mailbox": mailbox_id, "modseq": modseq}
+            changed = [_ref(r) for r in tx.conn.execute(_REFS_SINCE, params)]
+            gone = tx.conn.execute(_EXPUNGED_SINCE, params).scalars()
             return Changes(box.highestmodseq, box.uidnext, changed, list(gone))
 
         return await self.db.read(op)
@@ -568,16 +605,9 @@ class Mailboxes:
         uid_list = sorted(set(uids))
 
         def op(tx: Tx):
-            mm = s.mailbox_messages
             rows = []
             for chunk in _chunks(uid_list, 500):
-                rows.extend(
-                    tx.conn.execute(
-                        select(mm.c.id, mm.c.uid, mm.c.flags, mm.c.modseq).where(
-                            mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk)
-                        )
-                    ).all()
-                )
+                rows.extend(tx.conn.execute(_FLAG_ROWS, {"mailbox": mailbox_id, "uids": chunk}).all())
             refused = []
             updates = []
             for row in rows:
@@ -596,13 +626,14 @@ class Mailboxes:
             if not updates:
                 return [], sorted(refused)
             _, modseq = bump_mailbox(tx, mailbox_id)
-            for row_id, flag_text in updates:
-                tx.conn.execute(update(mm).where(mm.c.id == row_id).values(flags=flag_text, modseq=modseq))
+            tx.conn.execute(
+                _SET_FLAGS, [{"row": row, "new_flags": text, "new_modseq": modseq} for row, text in updates]
+            )
             ids = [row_id for row_id, _ in updates]
             changed = []
             for chunk in _chunks(ids, 500):
                 changed.extend(
-                    _ref(r) for r in tx.conn.execute(_refs_query(mailbox_id).where(mm.c.id.in_(chunk)))
+                    _ref(r) for r in tx.conn.execute(_REFS_BY_ROW, {"mailbox": mailbox_id, "rows": chunk})
                 )
             self._publish(tx, account_id, mailbox_id, "message", modseq)
             return changed, sorted(refused)
@@ -616,26 +647,14 @@ class Mailboxes:
         uid_list = sorted(set(uids))
 
         def op(tx: Tx):
-            mm = s.mailbox_messages
             for box_id in (source_id, target_id):
-                owner = tx.conn.execute(
-                    select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == box_id)
-                ).first()
-                if owner is None or owner.account_id != account_id:
+                if tx.conn.execute(_MAILBOX_OWNER, {"mailbox": box_id}).scalar() != account_id:
                     raise NotFound("mailbox no longer exists")
             rows = []
             for chunk in _chunks(uid_list, 500):
-                rows.extend(
-                    tx.conn.execute(
-                        select(mm.c.uid, mm.c.message_id, mm.c.size, mm.c.flags, mm.c.internal_date)
-                        .where(mm.c.mailbox_id == source_id, mm.c.uid.in_(chunk))
-                        .order_by(mm.c.uid)
-                    ).all()
-                )
+                rows.extend(tx.conn.execute(_COPY_ROWS, {"mailbox": source_id, "uids": chunk}).all())
             if not rows:
-                uidvalidity = tx.conn.execute(
-                    select(s.mailboxes.c.uidvalidity).where(s.mailboxes.c.id == target_id)
-                ).scalar_one()
+                uidvalidity = tx.conn.execute(_MAILBOX_UIDVALIDITY, {"mailbox": target_id}).scalar_one()
                 return uidvalidity, []
             if not move:
                 charge_quota(tx, account_id, sum(r.size for r in rows))
@@ -655,19 +674,14 @@ class Mailboxes:
         uid_filter = sorted(set(uids)) if uids is not None else None
 
         def op(tx: Tx) -> list[int]:
-            mm = s.mailbox_messages
-            query = select(mm.c.uid, mm.c.flags).where(mm.c.mailbox_id == mailbox_id)
-            rows = tx.conn.execute(query).all()
+            rows = tx.conn.execute(_ALL_FLAGS, {"mailbox": mailbox_id}).all()
             targets = [r.uid for r in rows if "\\Deleted" in r.flags.split()]
             if uid_filter is not None:
                 allowed = set(uid_filter)
                 targets = [u for u in targets if u in allowed]
             if not targets:
                 return []
-            owner = tx.conn.execute(
-                select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == mailbox_id)
-            ).scalar()
-            if owner != account_id:
+            if tx.conn.execute(_MAILBOX_OWNER, {"mailbox": mailbox_id}).scalar() != account_id:
                 raise NotFound("mailbox no longer exists")
             modseq = _expunge_rows(tx, mailbox_id, targets)
             self._publish(tx, account_id, mailbox_id, "message", modseq)
@@ -680,18 +694,12 @@ class Mailboxes:
         uid_list = sorted(set(uids))
 
         def op(tx: Tx) -> list[int]:
-            owner = tx.conn.execute(
-                select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == mailbox_id)
-            ).scalar()
-            if owner != account_id:
+            if tx.conn.execute(_MAILBOX_OWNER, {"mailbox": mailbox_id}).scalar() != account_id:
                 raise NotFound("mailbox no longer exists")
-            mm = s.mailbox_messages
             present = []
             for chunk in _chunks(uid_list, 500):
                 present.extend(
-                    tx.conn.execute(
-                        select(mm.c.uid).where(mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk))
-                    ).scalars()
+                    tx.conn.execute(_PRESENT_UIDS, {"mailbox": mailbox_id, "uids": chunk}).scalars()
                 )
             if not present:
                 return []
@@ -759,13 +767,7 @@ class Mailboxes:
         def op(tx: Tx) -> list:
             rows = []
             for chunk in _chunks(ids, 500):
-                rows.extend(
-                    tx.conn.execute(
-                        select(s.messages.c.id, s.messages.c.summary, s.messages.c.blob_hash).where(
-                            s.messages.c.id.in_(chunk)
-                        )
-                    ).all()
-                )
+                rows.extend(tx.conn.execute(_SUMMARIES, {"ids": chunk}).all())
             return rows
 
         rows = await self.db.read(op)
@@ -826,22 +828,16 @@ class Mailboxes:
 
 def _expunge_rows(tx: Tx, mailbox_id: int, uids: list[int]) -> int:
     """Delete mailbox rows, remember them for QRESYNC, give back quota. Returns the new modseq."""
-    mm = s.mailbox_messages
     _, modseq = bump_mailbox(tx, mailbox_id)
     freed = 0
     for chunk in _chunks(uids, 500):
-        freed += tx.conn.execute(
-            select(func.coalesce(func.sum(mm.c.size), 0)).where(
-                mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk)
-            )
-        ).scalar_one()
-        tx.conn.execute(delete(mm).where(and_(mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk))))
+        params = {"mailbox": mailbox_id, "uids": chunk}
+        freed += tx.conn.execute(_SIZE_OF_UIDS, params).scalar_one()
+        tx.conn.execute(_DELETE_UIDS, params)
     tx.conn.execute(
-        insert(s.expunged), [{"mailbox_id": mailbox_id, "uid": uid, "modseq": modseq} for uid in uids]
+        _INSERT_EXPUNGED, [{"mailbox_id": mailbox_id, "uid": uid, "modseq": modseq} for uid in uids]
     )
-    account_id = tx.conn.execute(
-        select(s.mailboxes.c.account_id).where(s.mailboxes.c.id == mailbox_id)
-    ).scalar_one()
+    account_id = tx.conn.execute(_MAILBOX_OWNER, {"mailbox": mailbox_id}).scalar_one()
     charge_quota(tx, account_id, -int(freed))
     return modseq
 
