@@ -220,6 +220,8 @@ _ADD_USAGE = (
     .where(s.accounts.c.id == bindparam("account"))
     .values(used_bytes=s.accounts.c.used_bytes + bindparam("delta"))
 )
+_MESSAGE_BY_HASH = select(s.messages.c.id).where(s.messages.c.blob_hash == bindparam("hash"))
+_INSERT_MESSAGE = insert(s.messages)
 _SUMMARIES = select(s.messages.c.id, s.messages.c.summary, s.messages.c.blob_hash).where(
     s.messages.c.id.in_(bindparam("ids", expanding=True))
 )
@@ -279,15 +281,11 @@ def publish(tx: Tx, hub: Hub, node_id: str, change: Change) -> None:
 
 def message_row(tx: Tx, blob_hash: str, size: int, summary_json: str, fields: dict) -> int:
     """The messages.id for this content, inserting it if new (content is stored once)."""
-    existing = tx.conn.execute(select(s.messages.c.id).where(s.messages.c.blob_hash == blob_hash)).first()
+    existing = tx.conn.execute(_MESSAGE_BY_HASH, {"hash": blob_hash}).first()
     if existing:
         return existing.id
-    result = tx.conn.execute(
-        insert(s.messages).values(
-            blob_hash=blob_hash, size=size, summary=summary_json, created_at=time.time(), **fields
-        )
-    )
-    return result.inserted_primary_key[0]
+    row = {"blob_hash": blob_hash, "size": size, "summary": summary_json, "created_at": time.time(), **fields}
+    return tx.conn.execute(_INSERT_MESSAGE, row).inserted_primary_key[0]
 
 
 def charge_quota(tx: Tx, account_id: int, size: int) -> None:
@@ -674,11 +672,13 @@ class Mailboxes:
         uid_filter = sorted(set(uids)) if uids is not None else None
 
         def op(tx: Tx) -> list[int]:
-            rows = tx.conn.execute(_ALL_FLAGS, {"mailbox": mailbox_id}).all()
-            targets = [r.uid for r in rows if "\\Deleted" in r.flags.split()]
-            if uid_filter is not None:
-                allowed = set(uid_filter)
-                targets = [u for u in targets if u in allowed]
+            if uid_filter is None:
+                rows = tx.conn.execute(_ALL_FLAGS, {"mailbox": mailbox_id}).all()
+            else:  # UID EXPUNGE: only the named messages need reading
+                rows = []
+                for chunk in _chunks(uid_filter, 500):
+                    rows.extend(tx.conn.execute(_FLAG_ROWS, {"mailbox": mailbox_id, "uids": chunk}).all())
+            targets = sorted(r.uid for r in rows if "\\Deleted" in r.flags.split())
             if not targets:
                 return []
             if tx.conn.execute(_MAILBOX_OWNER, {"mailbox": mailbox_id}).scalar() != account_id:
