@@ -26,10 +26,11 @@ from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger(__name__)
 
-# SQLite reads use one worker thread. pysqlite releases the GIL around every row it steps, so
-# several reader threads hand the GIL back and forth once per row and all slow down (measured:
-# 10 concurrent 200-row mailbox reads, 935/s with one thread, 670/s with two, 349/s with four).
-SQLITE_READERS = 1
+# SQLite reads use two worker threads. pysqlite releases the GIL around every row it steps, so
+# reader threads hand the GIL back and forth once per row and slow each other down (measured: 10
+# concurrent 200-row mailbox reads, 935/s with one thread, 670/s with two, 349/s with four). Two
+# keep a long read from holding up every short one; in the IMAP benchmark's mix two did best.
+SQLITE_READERS = 2
 
 T = TypeVar("T")
 
