@@ -112,3 +112,21 @@ def test_domain_with_users_is_only_removed_with_force(store, run):
     run(acc.remove_domain("example.org", force=True))
     assert run(acc.list_domains()) == []
     assert run(acc.list_users()) == []
+
+
+def test_a_verified_password_is_remembered_until_it_changes(store, run, monkeypatch):
+    import tidings.store.accounts as accounts_module
+
+    run(store.accounts.add_domain("example.org"))
+    run(store.accounts.add_user("bob@example.org", "secret pass 1"))
+    assert run(store.accounts.authenticate("bob@example.org", "secret pass 1")) is not None
+    calls = []
+    real_verify = accounts_module.verify_password
+    monkeypatch.setattr(accounts_module, "verify_password", lambda *a: calls.append(a) or real_verify(*a))
+    assert run(store.accounts.authenticate("bob@example.org", "secret pass 1")) is not None
+    assert calls == []  # remembered: no second argon2 check
+    assert run(store.accounts.authenticate("bob@example.org", "wrong pass 1")) is None
+    assert len(calls) == 1  # a wrong password always costs a full check
+    run(store.accounts.set_password("bob@example.org", "another pass 2"))
+    assert run(store.accounts.authenticate("bob@example.org", "secret pass 1")) is None
+    assert run(store.accounts.authenticate("bob@example.org", "another pass 2")) is not None

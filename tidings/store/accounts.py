@@ -8,7 +8,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert, select, update
 
-from tidings.auth.passwords import DUMMY_HASH, check_strength, hash_password, verify_password
+from tidings.auth.passwords import (
+    DUMMY_HASH,
+    VerifiedPasswords,
+    check_strength,
+    hash_password,
+    verify_password,
+)
 from tidings.mail.address import BadAddress, normalise_domain, parse_address
 from tidings.store import schema as s
 from tidings.store.database import AlreadyExists, Database, NotFound, StoreError, Tx
@@ -53,6 +59,7 @@ def _account(row) -> Account:
 class Accounts:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.verified = VerifiedPasswords()
 
     # -- domains -------------------------------------------------------------------------------
 
@@ -251,9 +258,14 @@ class Accounts:
         # argon2 takes milliseconds of CPU: keep it off the event loop. Unknown users are checked
         # against a dummy hash so the reply takes as long as for a wrong password.
         stored = row.password_hash if usable else DUMMY_HASH
+        if usable and self.verified.check(stored, password):
+            return _account(row)
         loop = asyncio.get_running_loop()
         ok = await loop.run_in_executor(None, verify_password, stored, password)
-        return _account(row) if ok and usable else None
+        if ok and usable:
+            self.verified.remember(stored, password)
+            return _account(row)
+        return None
 
     # -- aliases -------------------------------------------------------------------------------
 
