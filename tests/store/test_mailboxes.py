@@ -176,3 +176,14 @@ def test_many_concurrent_accepts_are_group_committed(store, run, bob):
     assert store.db.commits < 50
     inbox = run(store.mailboxes.get(bob.id, "INBOX"))
     assert [r.uid for r in run(store.mailboxes.messages(inbox.id))[1]] == list(range(1, 51))
+
+
+def test_status_counts_exact_flags_only(store, run, bob):
+    inbox = run(store.mailboxes.get(bob.id, "INBOX"))
+    run(store.mailboxes.append(bob.id, inbox.id, MESSAGE + b"1", ["\\Seen"]))
+    run(store.mailboxes.append(bob.id, inbox.id, MESSAGE + b"2", ["$NotSeen", "\\Deleted"]))
+    run(store.mailboxes.append(bob.id, inbox.id, MESSAGE + b"3", ["\\Seen", "\\Deleted", "Seen"]))
+    status = run(store.mailboxes.status(inbox.id))
+    assert (status.messages, status.unseen, status.deleted, status.first_unseen_uid) == (3, 1, 2, 2)
+    assert status.size == 3 * (len(MESSAGE) + 1)
+    assert run(store.mailboxes.expunge(bob.id, inbox.id)) == [2, 3]

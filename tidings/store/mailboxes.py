@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, literal, select, update
 
 from tidings.mail.message import MessageSummary
 from tidings.notify import CHANNEL, Change, Hub
@@ -190,7 +190,19 @@ _EXPUNGED_SINCE = (
 _FLAG_ROWS = select(_mm.c.id, _mm.c.uid, _mm.c.flags, _mm.c.modseq).where(
     _mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid.in_(bindparam("uids", expanding=True))
 )
-_ALL_FLAGS = select(_mm.c.uid, _mm.c.flags, _mm.c.size).where(_mm.c.mailbox_id == bindparam("mailbox"))
+# Flags are stored as space-separated text: " flags " containing " \Seen " finds exactly that flag
+# (autoescape adds ESCAPE '/', which keeps the backslash literal on PostgreSQL too).
+_PADDED_FLAGS = literal(" ") + _mm.c.flags + literal(" ")
+_HAS_DELETED = _PADDED_FLAGS.contains(" \\Deleted ", autoescape=True)
+_HAS_SEEN = _PADDED_FLAGS.contains(" \\Seen ", autoescape=True)
+_DELETED_UIDS = select(_mm.c.uid, _mm.c.flags).where(_mm.c.mailbox_id == bindparam("mailbox"), _HAS_DELETED)
+_COUNTS = select(
+    func.count(),
+    func.coalesce(func.sum(_mm.c.size), 0),
+    func.count().filter(~_HAS_SEEN),
+    func.count().filter(_HAS_DELETED),
+    func.min(_mm.c.uid).filter(~_HAS_SEEN),
+).where(_mm.c.mailbox_id == bindparam("mailbox"))
 _SET_FLAGS = (
     update(_mm)
     .where(_mm.c.id == bindparam("row"))
@@ -492,17 +504,18 @@ class Mailboxes:
             box = tx.conn.execute(_MAILBOX, {"mailbox": mailbox_id}).first()
             if box is None:
                 raise NotFound("mailbox no longer exists")
-            rows = tx.conn.execute(_ALL_FLAGS, {"mailbox": mailbox_id}).all()
-            unseen = [r.uid for r in rows if "\\Seen" not in r.flags.split()]
+            messages, size, unseen, deleted, first_unseen = tx.conn.execute(
+                _COUNTS, {"mailbox": mailbox_id}
+            ).one()
             return MailboxStatus(
-                messages=len(rows),
-                unseen=len(unseen),
-                deleted=sum(1 for r in rows if "\\Deleted" in r.flags.split()),
-                size=sum(r.size for r in rows),
+                messages=messages,
+                unseen=unseen,
+                deleted=deleted,
+                size=int(size),
                 uidnext=box.uidnext,
                 uidvalidity=box.uidvalidity,
                 highestmodseq=box.highestmodseq,
-                first_unseen_uid=min(unseen) if unseen else None,
+                first_unseen_uid=first_unseen,
             )
 
         return await self.db.read(op)
@@ -673,7 +686,7 @@ class Mailboxes:
 
         def op(tx: Tx) -> list[int]:
             if uid_filter is None:
-                rows = tx.conn.execute(_ALL_FLAGS, {"mailbox": mailbox_id}).all()
+                rows = tx.conn.execute(_DELETED_UIDS, {"mailbox": mailbox_id}).all()
             else:  # UID EXPUNGE: only the named messages need reading
                 rows = []
                 for chunk in _chunks(uid_filter, 500):
