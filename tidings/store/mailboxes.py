@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from tidings.store.database import AlreadyExists, Database, NotFound, OverQuota,
 log = logging.getLogger(__name__)
 
 SUMMARY_CACHE_ENTRIES = 20_000
+SNAPSHOT_CACHE_ENTRIES = 500
+SNAPSHOT_CACHE_MESSAGES = 500_000
 BODY_CACHE_ENTRIES = 2_000
 BODY_CACHE_BYTES = 32 * 1024 * 1024
 
@@ -351,6 +354,10 @@ class Mailboxes:
         self.hub = hub
         self.node_id = node_id
         self._summary_cache: LruCache[int, MessageSummary] = LruCache(SUMMARY_CACHE_ENTRIES)
+        self._snapshot_cache: LruCache[tuple[str, int], tuple[MessageRef, ...]] = LruCache(
+            SNAPSHOT_CACHE_ENTRIES, max_weight=SNAPSHOT_CACHE_MESSAGES, weigh=len
+        )
+        self._snapshot_lock = threading.Lock()
         self._body_cache: LruCache[str, bytes] = LruCache(
             BODY_CACHE_ENTRIES, max_weight=BODY_CACHE_BYTES, weigh=len
         )
@@ -523,13 +530,26 @@ class Mailboxes:
     # -- messages ------------------------------------------------------------------------------
 
     async def messages(self, mailbox_id: int) -> tuple[Mailbox, list[MessageRef]]:
-        """The mailbox row and all its messages in UID order, read in one transaction (a snapshot)."""
+        """The mailbox row and all its messages in UID order, read in one transaction (a snapshot).
+
+        Snapshots are kept per mailbox and HIGHESTMODSEQ: every change to a mailbox's messages bumps
+        it (and a new mailbox starts at 1 with none), so an unchanged value means an unchanged list,
+        and a client re-selecting a large mailbox costs one row read instead of one per message.
+        """
 
         def op(tx: Tx):
             box = tx.conn.execute(_MAILBOX, {"mailbox": mailbox_id}).first()
             if box is None:
                 raise NotFound("mailbox no longer exists")
-            return _mailbox(box), [_ref(r) for r in tx.conn.execute(_REFS, {"mailbox": mailbox_id})]
+            # object_id is random per mailbox creation: a reused row id never hits an old entry.
+            key = (box.object_id, box.highestmodseq)
+            with self._snapshot_lock:
+                refs = self._snapshot_cache.get(key)
+            if refs is None:
+                refs = tuple(_ref(r) for r in tx.conn.execute(_REFS, {"mailbox": mailbox_id}))
+                with self._snapshot_lock:
+                    self._snapshot_cache.put(key, refs)
+            return _mailbox(box), list(refs)
 
         return await self.db.read(op)
 
