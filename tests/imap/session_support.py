@@ -11,16 +11,11 @@ import ssl
 import time
 import zlib
 
+from tests.support.clients import client_tls  # noqa: F401  (re-exported to the tests)
+
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
 PASSWORD = "correct horse 1"
-
-
-def client_tls() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def message(subject: str, body: str = "Hello.\r\n", sender: str = "carol@example.test") -> bytes:

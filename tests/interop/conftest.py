@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import shutil
 import smtplib
-import ssl
 import time
 from collections.abc import Callable
 
 import pytest
 
+from tests.support.clients import client_tls  # noqa: F401  (re-exported to the tests)
+
 ALICE = "alice@example.test"
 PASSWORD = "correct horse 1"
-
-
-def client_tls() -> ssl.SSLContext:
-    """The test server's certificate is self-signed: clients here do not verify it."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def message(

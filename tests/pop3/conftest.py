@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import poplib
 import socket
-import ssl
 
 import pytest
 
+from tests.support.clients import client_tls  # noqa: F401  (re-exported to the tests)
+
 ALICE = "alice@example.test"
 PASSWORD = "correct horse 1"
-
-
-def client_tls() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def message(subject: str, body: str = "Hello.\r\n") -> bytes:

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import smtplib
 import socket
-import ssl
 
 import pytest
+
+from tests.support.clients import client_tls  # noqa: F401  (re-exported to the tests)
 
 SMTP_LISTENERS = ("smtp", "submission", "submissions")
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
 PASSWORD = "correct horse 1"
-
-
-def client_tls() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def message(
