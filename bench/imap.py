@@ -37,9 +37,8 @@ from imap_servers import (
     HOST,
     DovecotServer,
     TidingsServer,
-    pss_bytes,
     raise_nofile,
-    rss_bytes,
+    server_memory,
     stop_on_signals,
 )
 
@@ -385,19 +384,6 @@ class IdleMemory:
     @property
     def pss_per_connection(self) -> float:
         return (self.pss_after - self.pss_before) / max(1, self.connections)
-
-
-def server_memory(server) -> tuple[int, int, int]:
-    """(RSS sum, PSS sum, process count) over the server's processes."""
-    pids = server.all_pids() if isinstance(server, DovecotServer) else [server.pid]
-    rss = pss = 0
-    for pid in pids:
-        try:
-            rss += rss_bytes(pid)
-            pss += pss_bytes(pid)
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return rss, pss, len(pids)
 
 
 async def measure_idle(server, count: int) -> IdleMemory:

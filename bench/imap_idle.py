@@ -31,9 +31,8 @@ from imap_servers import (
     HOST,
     DovecotServer,
     TidingsServer,
-    pss_bytes,
     raise_nofile,
-    rss_bytes,
+    server_memory,
     stop_on_signals,
 )
 
@@ -65,19 +64,6 @@ class IdleResult:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def memory(server) -> tuple[int, int, int]:
-    """(RSS sum, PSS sum, processes) over the server (all Dovecot processes; the one Tidings process)."""
-    pids = server.all_pids() if isinstance(server, DovecotServer) else [server.pid]
-    rss = pss = 0
-    for pid in pids:
-        try:
-            rss += rss_bytes(pid)
-            pss += pss_bytes(pid)
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return rss, pss, len(pids)
-
-
 async def load(server, messages_per_user: int) -> None:
     async def one(user: str) -> None:
         client = await ImapClient.connect(HOST, server.port)
@@ -101,7 +87,7 @@ async def measure(server, args) -> IdleResult:
     warm, _ = await open_idlers(HOST, server.port, logins, 2 * args.concurrency, concurrency=args.concurrency)
     await close_all(warm)
     await asyncio.sleep(2.0)
-    result.rss_before, result.pss_before, _ = memory(server)
+    result.rss_before, result.pss_before, _ = server_memory(server)
     started = time.monotonic()
     clients, result.failures = await open_idlers(
         HOST, server.port, logins, args.connections, concurrency=args.concurrency, source_addresses=sources
@@ -110,7 +96,7 @@ async def measure(server, args) -> IdleResult:
     result.idling = len(clients)  # open_idlers keeps only those that got the continuation request
     print(f"  {server.name}: {len(clients)} sessions idling after {result.setup_seconds:.1f}s", flush=True)
     await asyncio.sleep(2.0)
-    result.rss_idle, result.pss_idle, result.processes = memory(server)
+    result.rss_idle, result.pss_idle, result.processes = server_memory(server)
 
     # Deliver: one APPEND per user, all at once, from connections opened beforehand.
     senders = {}
@@ -144,7 +130,7 @@ async def measure(server, args) -> IdleResult:
     first_send = min(sent_at.values())
     result.saw_exists = len(arrivals)
     result.latencies = [t - first_send for t in arrivals]
-    result.rss_after_delivery, _, _ = memory(server)
+    result.rss_after_delivery, _, _ = server_memory(server)
 
     async def finish(client: ImapClient) -> bool:
         try:

@@ -328,3 +328,16 @@ max_failures_per_ip = 1000000
         ).stdout.strip()
         where = f"{self.source}" + (f" at {revision}" if revision else "")
         return f"{super().describe()}, code from {where}"
+
+
+def server_memory(server) -> tuple[int, int, int]:
+    """(RSS sum, PSS sum, processes) over the server: all Dovecot processes, or the one Tidings process."""
+    pids = server.all_pids() if isinstance(server, DovecotServer) else [server.pid]
+    rss = pss = 0
+    for pid in pids:
+        try:
+            rss += rss_bytes(pid)
+            pss += pss_bytes(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return rss, pss, len(pids)
