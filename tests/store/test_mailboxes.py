@@ -187,3 +187,19 @@ def test_status_counts_exact_flags_only(store, run, bob):
     assert (status.messages, status.unseen, status.deleted, status.first_unseen_uid) == (3, 1, 2, 2)
     assert status.size == 3 * (len(MESSAGE) + 1)
     assert run(store.mailboxes.expunge(bob.id, inbox.id)) == [2, 3]
+
+
+def test_an_unreadable_summary_is_analysed_again_and_saved(store, run, bob):
+    from sqlalchemy import update
+
+    from tidings.store import schema
+
+    inbox = run(store.mailboxes.get(bob.id, "INBOX"))
+    run(store.mailboxes.append(bob.id, inbox.id, MESSAGE))
+    ref = run(store.mailboxes.messages(inbox.id))[1][0]
+    store.db.write_sync(lambda tx: tx.conn.execute(update(schema.messages).values(summary="{not json")))
+    store.mailboxes._summary_cache = type(store.mailboxes._summary_cache)(10)
+    summary = run(store.mailboxes.summaries([ref.message_id]))[ref.message_id]
+    assert summary.subject == "hello"
+    assert run(store.mailboxes.summaries_json([ref.message_id]))[ref.message_id].startswith("{")
+    assert "not json" not in run(store.mailboxes.summaries_json([ref.message_id]))[ref.message_id]

@@ -770,28 +770,16 @@ class Mailboxes:
         return found
 
     async def _reanalyse(self, message_id: int) -> MessageSummary | None:
-        from tidings.mail.ingest import prepare
-
         def op(tx: Tx):
             return tx.conn.execute(
                 select(s.messages.c.blob_hash).where(s.messages.c.id == message_id)
             ).scalar()
 
         blob_hash = await self.db.read(op)
-        try:
-            raw = await self.read_blob(blob_hash) if blob_hash else None
-        except NotFound:
-            raw = None
-        if raw is None:
+        if blob_hash is None:
             return None
-        message = prepare(raw, blob_hash)
-
-        def save(tx: Tx) -> None:
-            m = s.messages
-            tx.conn.execute(update(m).where(m.c.id == message_id).values(summary=message.summary_json))
-
-        await self.db.write(save)
-        return message.summary
+        await self._index([(message_id, blob_hash)], replace=True)
+        return self._summary_cache.get(message_id)
 
     async def summaries_json(self, message_ids: Iterable[int]) -> dict[int, str]:
         """Analysed summaries by messages.id; messages not indexed yet are analysed now (and saved)."""
@@ -825,7 +813,9 @@ class Mailboxes:
             await self._index([(r.id, r.blob_hash) for r in rows])
         return len(rows)
 
-    async def _index(self, messages: list[tuple[int, str]]) -> dict[int, str]:
+    async def _index(self, messages: list[tuple[int, str]], replace: bool = False) -> dict[int, str]:
+        """Analyse (message id, blob hash) pairs and save their summaries: only where none is stored
+        yet, or over the stored one with `replace` (an unreadable summary)."""
         from tidings.mail.ingest import prepare
 
         prepared = {}
@@ -840,11 +830,10 @@ class Mailboxes:
         def op(tx: Tx) -> None:
             m = s.messages
             for message_id, message in prepared.items():
-                tx.conn.execute(
-                    update(m)
-                    .where(m.c.id == message_id, m.c.summary.is_(None))
-                    .values(summary=message.summary_json, **message.fields)
-                )
+                query = update(m).where(m.c.id == message_id)
+                if not replace:
+                    query = query.where(m.c.summary.is_(None))
+                tx.conn.execute(query.values(summary=message.summary_json, **message.fields))
 
         if prepared:
             await self.db.write(op)
