@@ -7,6 +7,7 @@ import shutil
 import smtplib
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,16 @@ def plain_mail(make_server) -> MailServer:
     from tidings.config import AuthSettings
 
     return MailServer(make_server("mail", auth=AuthSettings(allow_plaintext=True)))
+
+
+def maildir_tree(root: Path) -> list[str]:
+    """Every file of a Maildir (names include the flags), for before/after comparisons."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def set_local_flags(path: Path, flags: str) -> Path:
+    """Maildir flags live in the file name after ":2," (and flagged files belong in cur/)."""
+    base = path.name.split(":2,")[0]
+    target = path.parent.parent / "cur" / f"{base}:2,{flags}"
+    path.rename(target)
+    return target

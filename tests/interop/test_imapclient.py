@@ -185,8 +185,6 @@ DELIBERATE_DIFFERENCES = {
 }
 
 
-
-
 def test_imapclient_livetest_passes(mail, tmp_path):
     ini = tmp_path / "livetest.ini"
     ini.write_text(

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.conftest import ALICE, PASSWORD, client_tls, message, require_tool
+from tests.interop.conftest import (
+    ALICE,
+    PASSWORD,
+    client_tls,
+    maildir_tree,
+    message,
+    require_tool,
+    set_local_flags,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -75,16 +83,7 @@ class Mbsync:
         return out
 
     def tree(self) -> list[str]:
-        """Every file of the Maildir (names include the flags), for before/after comparisons."""
-        return sorted(str(p.relative_to(self.maildir)) for p in self.maildir.rglob("*") if p.is_file())
-
-
-def set_local_flags(path: Path, flags: str) -> Path:
-    """Maildir flags live in the file name after ":2," (and flagged files belong in cur/)."""
-    base = path.name.split(":2,")[0]
-    target = path.parent.parent / "cur" / f"{base}:2,{flags}"
-    path.rename(target)
-    return target
+        return maildir_tree(self.maildir)
 
 
 @pytest.fixture

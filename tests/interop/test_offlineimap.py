@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.conftest import ALICE, PASSWORD, client_tls, message, require_tool
+from tests.interop.conftest import (
+    ALICE,
+    PASSWORD,
+    client_tls,
+    maildir_tree,
+    message,
+    require_tool,
+    set_local_flags,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -75,14 +83,7 @@ class OfflineImap:
         return out
 
     def tree(self) -> list[str]:
-        return sorted(str(p.relative_to(self.maildir)) for p in self.maildir.rglob("*") if p.is_file())
-
-
-def set_local_flags(path: Path, flags: str) -> Path:
-    base = path.name.split(":2,")[0]
-    target = path.parent.parent / "cur" / f"{base}:2,{flags}"
-    path.rename(target)
-    return target
+        return maildir_tree(self.maildir)
 
 
 def imaps(mail) -> imaplib.IMAP4_SSL:
