@@ -32,6 +32,11 @@ metadata = MetaData(
 )
 
 # Times are stored as float seconds since the epoch (UTC): identical on both databases, cheap to compare.
+#
+# Row ids are never reused: a session, a cache or a queue entry that still holds an old id must find
+# nothing rather than someone else's row. SQLite would otherwise hand the highest id out again after
+# a delete, so every table with an integer id declares sqlite_autoincrement; PostgreSQL sequences
+# never go back anyway.
 
 domains = Table(
     "domains",
@@ -41,6 +46,7 @@ domains = Table(
     Column("created_at", Float, nullable=False),
     Column("dkim_selector", String(63)),
     Column("dkim_private_key", Text),
+    sqlite_autoincrement=True,
 )
 
 accounts = Table(
@@ -57,6 +63,7 @@ accounts = Table(
     # Highest UIDVALIDITY handed out to any of the account's mailboxes, deleted ones included, so a
     # mailbox re-created under an old name never gets an old UIDVALIDITY back (RFC 9051 2.3.1.1).
     Column("last_uidvalidity", BigInteger, nullable=False, default=0),
+    sqlite_autoincrement=True,
 )
 
 aliases = Table(
@@ -69,6 +76,7 @@ aliases = Table(
     Column("target", String(320), nullable=False),
     UniqueConstraint("source", "target", name="uq_aliases_source_target"),
     Index("ix_aliases_source", "source"),
+    sqlite_autoincrement=True,
 )
 
 mailboxes = Table(
@@ -86,6 +94,7 @@ mailboxes = Table(
     Column("object_id", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
     UniqueConstraint("account_id", "name", name="uq_mailboxes_account_name"),
+    sqlite_autoincrement=True,
 )
 
 # One row per distinct message content (deduplicated by blob hash): what parsing found, stored once.
@@ -105,6 +114,7 @@ messages = Table(
     # analyses it once, off the path that says "250 OK".
     Column("summary", Text),
     Column("created_at", Float, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 # A message in a mailbox: the IMAP view (UID, flags, modseq).
@@ -124,6 +134,7 @@ mailbox_messages = Table(
     UniqueConstraint("mailbox_id", "uid", name="uq_mailbox_messages_mailbox_uid"),
     Index("ix_mailbox_messages_modseq", "mailbox_id", "modseq"),
     Index("ix_mailbox_messages_message", "message_id"),
+    sqlite_autoincrement=True,
 )
 
 # Expunged UIDs with the modseq of their expunge, for QRESYNC's VANISHED (RFC 7162 3.2.10).
@@ -156,6 +167,7 @@ queue = Table(
     Column("claimed_by", String(128)),
     Column("claimed_until", Float),
     Index("ix_queue_next", "next_attempt_at"),
+    sqlite_autoincrement=True,
 )
 
 queue_recipients = Table(
@@ -173,6 +185,7 @@ queue_recipients = Table(
     Column("remote_mta", String(253)),
     Column("updated_at", Float),
     Index("ix_queue_recipients_queue", "queue_id"),
+    sqlite_autoincrement=True,
 )
 
 # Message bodies up to the inline limit, content-addressed (see store/blobs.py).
