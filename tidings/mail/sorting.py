@@ -7,6 +7,7 @@ number itself.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 
 from tidings.mail.address_list import MailAddress
@@ -28,12 +29,25 @@ def _mailbox(addresses: list[MailAddress]) -> str:
     return ascii_casemap(addresses[0].mailbox) if addresses else ""
 
 
+def unicode_casemap(text: str) -> str:
+    """The i;unicode-casemap comparator key (RFC 5051 section 2): every character to its
+    titlecase (the simple, one-character mapping), then Unicode normalization form KD.  Keys
+    compare by code point, which is the octet order of their UTF-8 that the RFC prescribes."""
+    titled = []
+    for char in text:
+        title = char.title()
+        # str.title() applies the full mapping ("\u00df" -> "Ss"); the simple one keeps the char.
+        titled.append(title if len(title) == 1 else char)
+    return unicodedata.normalize("NFKD", "".join(titled))
+
+
 def _display(addresses: list[MailAddress]) -> str:
-    """RFC 5957: the decoded display name of the first address, else its addr-spec."""
+    """RFC 5957 section 3: the decoded display name of the first address, or its addr-spec when
+    the name is missing or empty, compared with i;unicode-casemap."""
     if not addresses:
         return ""
     first = addresses[0]
-    return (first.name or first.addr_spec).casefold()
+    return unicode_casemap(first.name.strip() or first.addr_spec)
 
 
 def sort_key(summary: MessageSummary, criterion: str, internal_date: datetime | None = None):
