@@ -211,7 +211,7 @@ def _attribute_value(
         return _string(raw)
     assert summary is not None
     if name == "ENVELOPE":
-        return encode_list(summary.envelope, utf8)
+        return encode_envelope(summary.envelope, utf8)
     if name == "BODY":
         return encode_body(summary.body, utf8)
     if name == "BODYSTRUCTURE":
@@ -270,10 +270,29 @@ def encode_body(structure: list, utf8: bool = False) -> bytes:
         return b"(" + children + (b" " + rest if rest else b"") + b")"
     if _is_message_part(structure):
         head = [encode_value(value, utf8) for value in structure[:7]]
-        nested = [encode_list(structure[7], utf8), encode_body(structure[8], utf8)]
+        nested = [encode_envelope(structure[7], utf8), encode_body(structure[8], utf8)]
         tail = [encode_value(value, utf8) for value in structure[9:]]
         return b"(" + b" ".join(head + nested + tail) + b")"
     return encode_list(structure, utf8)
+
+
+_ADDRESS_FIELDS = range(2, 8)  # from, sender, reply-to, to, cc, bcc
+
+
+def encode_envelope(envelope: list, utf8: bool = False) -> bytes:
+    """ENVELOPE data (RFC 9051 7.5.2) from :func:`tidings.mail.envelope.build_envelope`'s list.
+
+    Address lists follow ``env-from = "(" 1*address ")" / nil`` exactly: the addresses are
+    written next to each other with no space between them, as strict client parsers require;
+    every other member is separated by one space like any list.
+    """
+    members = []
+    for index, value in enumerate(envelope):
+        if index in _ADDRESS_FIELDS and value:
+            members.append(b"(" + b"".join(encode_list(address, utf8) for address in value) + b")")
+        else:
+            members.append(encode_value(value, utf8))
+    return b"(" + b" ".join(members) + b")"
 
 
 def _is_message_part(structure: list) -> bool:
