@@ -215,6 +215,35 @@ def decode_base64_lenient(data: bytes) -> bytes:
         return b""
 
 
+_QP_LINE = re.compile(rb"([^\r\n]*)(\r\n|\n|\r(?!\n)|$)")
+_QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def _qp_byte(match: re.Match[bytes]) -> bytes:
+    return bytes((int(match.group(1), 16),))
+
+
+def decode_quoted_printable(data: bytes) -> bytes:
+    """Quoted-printable decoding as RFC 2045 section 6.7 asks of a robust decoder.
+
+    Trailing spaces and tabs on a line are deleted (transport may have added them); a line whose
+    last remaining character is ``=`` is a soft line break and joins the next; ``=XX`` becomes
+    the octet (lower-case hex accepted, as Dovecot does); an ``=`` not followed by two hex
+    digits is kept as it is.  Hard line breaks keep the stored line ending.
+    """
+    out = []
+    for match in _QP_LINE.finditer(data):
+        line, ending = match.group(1), match.group(2)
+        if not line and not ending:
+            break  # the empty match at the very end
+        line = line.rstrip(b" \t")
+        if line.endswith(b"="):
+            line, ending = line[:-1], b""
+        out.append(_QP_ESCAPE.sub(_qp_byte, line) if b"=" in line else line)
+        out.append(ending)
+    return b"".join(out)
+
+
 # --- Content-Type and friends (RFC 2045, RFC 2183, RFC 2231) ------------------------------------
 
 _TYPE = re.compile(r"\s*([^\s/;()\"]+)\s*/\s*([^\s;()\"]+)")
