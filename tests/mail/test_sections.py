@@ -84,7 +84,7 @@ def test_part_one_of_a_single_part_message_is_its_body_and_mime_its_header():
 
 def test_missing_sections_are_empty():
     assert extract_section(RAW, SUMMARY, "9") == b""
-    assert extract_section(RAW, SUMMARY, "1.1") == b""
+    assert extract_section(RAW, SUMMARY, "1.1.1") == b""  # "1.1" is part 1 itself (RFC 3501 6.4.5)
     assert extract_section(RAW, SUMMARY, "1", "HEADER") == b""  # not a message/rfc822
     assert extract_section(RAW, SUMMARY, "", "MIME") == b""
     assert decode_section_binary(RAW, SUMMARY, "7") == b""

@@ -8,9 +8,7 @@ asks ("an empty string"); the session decides whether to answer NO instead.
 
 from __future__ import annotations
 
-import binascii
-
-from tidings.mail.headers import decode_base64_lenient, parse_header_block
+from tidings.mail.headers import decode_base64_lenient, decode_quoted_printable, parse_header_block
 from tidings.mail.message import MessageSummary, PartInfo
 from tidings.mail.mime import IDENTITY_ENCODINGS
 
@@ -48,8 +46,35 @@ def _header_kind(
 
 
 def find_part(summary: MessageSummary, section: str) -> PartInfo | None:
-    """The part numbered `section` ("1", "2.1.3"); None if the message has no such part."""
-    return summary.parts.get(section)
+    """The part numbered `section` ("1", "2.1.3"); None if the message has no such part.
+
+    RFC 3501 6.4.5: a non-multipart entity has exactly one part, "1".  So a leaf part of a
+    multipart, say "2", also answers to "2.1" -- itself, once (not "2.1.1").  The "1" of a
+    non-multipart message already is that one part, so "1.1" of a plain single-part message
+    names nothing.  This is Dovecot's reading too (``imap_msgpart_find``).
+    """
+    parts = summary.parts
+    found = parts.get(section)
+    if found is not None or not section.endswith(".1"):
+        return found
+    leaf = parts.get(section[:-2])
+    if leaf is None or leaf.is_multipart or leaf.message_body_start is not None:
+        return None
+    return None if _is_message_body(parts, leaf) else leaf
+
+
+def _is_message_body(parts: dict[str, PartInfo], info: PartInfo) -> bool:
+    """Whether `info` is the one part "1" of a non-multipart message (top-level or attached):
+    its MIME header is then the message's own header."""
+    parent = info.section.rpartition(".")[0]
+    if not parent:
+        return info.header_start == 0
+    message = parts.get(parent)
+    return (
+        message is not None
+        and message.message_body_start is not None
+        and (info.header_start == message.body_start)
+    )
 
 
 def extract_section(
@@ -88,10 +113,7 @@ def decode_transfer_encoding(data: bytes, encoding: str) -> bytes | None:
     if encoding == "base64":
         return decode_base64_lenient(data)
     if encoding == "quoted-printable":
-        try:
-            return binascii.a2b_qp(data)
-        except (binascii.Error, ValueError):
-            return data
+        return decode_quoted_printable(data)
     return None
 
 
