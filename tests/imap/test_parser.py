@@ -91,9 +91,27 @@ def test_login_with_atoms_quoted_and_literal() -> None:
     assert parser.feed(b'a001 LOGIN SMITH "sesame \\"x\\""\r\n') == [
         c.Login(tag="a001", username="SMITH", password='sesame "x"')
     ]
+    assert parser.paused  # the session raises the literal limits after a successful login
+    parser.resume()
     events = parser.feed(b"a002 LOGIN {5}\r\n")
     assert events == [ContinuationNeeded()]
     assert parser.feed(b"fred\xc3 {4+}\r\npass\r\n") == [ParseError("a002", "Invalid UTF-8 in user name")]
+
+
+def test_literal_limits_can_be_raised_for_the_commands_that_follow() -> None:
+    parser = ImapParser(max_literal=100, max_command=150)
+    assert parser.feed(b"a LOGIN {200+}\r\n") == [
+        ParseError("a", "Literal too large", code="TOOBIG", fatal=True, status="BAD")
+    ]
+    parser = ImapParser(max_literal=100, max_command=150)
+    assert parser.feed(b"a LOGIN {80+}\r\n" + b"u" * 80 + b" {80+}\r\n") == [
+        ParseError("a", "Literal too large", code="TOOBIG", status="BAD")
+    ]
+    parser.feed(b"p" * 80 + b"\r\n")
+    parser.set_literal_limits(1000)
+    assert parser.feed(b"b LOGIN {300+}\r\n" + b"u" * 300 + b" {300+}\r\n" + b"p" * 300 + b"\r\n") == [
+        c.Login(tag="b", username="u" * 300, password="p" * 300)
+    ]
 
 
 def test_login_password_with_utf8() -> None:
@@ -432,7 +450,8 @@ def test_oversize_synchronising_literal_is_refused_without_reading_it() -> None:
 def test_oversize_non_synchronising_literal_is_fatal() -> None:
     parser = ImapParser(max_literal=10)
     events = parser.feed(b"a APPEND INBOX {11+}\r\n01234567890\r\n")
-    assert events == [ParseError("a", "Literal too large", code="TOOBIG", fatal=True)]
+    assert events == [ParseError("a", "Literal too large", code="TOOBIG", fatal=True, status="BAD")]
+    assert events[0].reply_status == "BAD"  # RFC 7888 section 4
     assert parser.closed
 
 
@@ -442,7 +461,9 @@ def test_literal_count_overflow_is_too_big() -> None:
 
 
 def test_command_size_limit_covers_several_literals() -> None:
-    parser = ImapParser(max_literal=10, max_command=25)
+    # 22 bytes of line + 10 of literal + 7 of line + 10 of literal > 40: the second literal
+    # counts the first one's bytes too.
+    parser = ImapParser(max_literal=10, max_command=40)
     assert parser.feed(b"a APPEND INBOX {10+}\r\n0123456789 {10}\r\n") == [
         ParseError("a", "Literal too large", code="TOOBIG")
     ]

@@ -144,3 +144,49 @@ def test_login_name_tricks_fail_cleanly(imap):
     assert b"NO [AUTHENTICATIONFAILED]" in raw.command(f'LOGIN "{"a" * 400}" x')[-1]
     assert raw.command("AUTHENTICATE PLAIN !!!!")[-1].startswith(b"T3 BAD")
     assert b"NO" in raw.command("AUTHENTICATE CRAM-MD5")[-1]
+
+
+# --------------------------------------------------------------------------- literals before login
+
+
+def test_before_login_literal_minus_is_advertised_and_literal_plus_after(imap):
+    raw = imap.raw()
+    assert b"LITERAL-" in raw.greeting and b"LITERAL+" not in raw.greeting
+    caps = raw.command("CAPABILITY")[0]
+    assert b"LITERAL-" in caps and b"LITERAL+" not in caps
+    raw.command(f'LOGIN {ALICE} "{PASSWORD}"')
+    caps = raw.command("CAPABILITY")[0]
+    assert b"LITERAL+" in caps and b"LITERAL-" not in caps
+
+
+def test_before_login_a_large_synchronising_literal_is_refused_and_the_session_goes_on(imap):
+    raw = imap.raw()
+    raw.send(b"A1 LOGIN {100000}\r\n")
+    assert raw.line().startswith(b"A1 NO [TOOBIG]")
+    assert raw.command(f'LOGIN {ALICE} "{PASSWORD}"')[-1].startswith(b"T1 OK")
+
+
+def test_before_login_a_large_non_synchronising_literal_is_bad_and_closes_at_once(imap):
+    raw = imap.raw()
+    # RFC 7888 section 4: BAD [TOOBIG], then the bytes are not read as commands (we close).
+    raw.send(b"A1 LOGIN {100000+}\r\n" + b"x" * 9000)
+    assert raw.closed_by_server()
+    assert b"A1 BAD [TOOBIG]" in raw.buffer and b"* BYE" in raw.buffer
+
+
+def test_before_login_literals_of_one_command_are_bounded_in_total(imap):
+    raw = imap.raw()
+    raw.send(b"A1 LOGIN {5000+}\r\n" + b"u" * 5000 + b" {5000+}\r\n" + b"p" * 5000 + b"\r\n")
+    # The second literal passes 8 KiB: refused, its bytes skipped (RFC 7888 section 4).
+    assert raw.line().startswith(b"A1 BAD [TOOBIG]")
+    assert raw.command("NOOP")[-1].endswith(b"OK NOOP completed")
+
+
+def test_commands_pipelined_behind_login_get_the_post_login_literal_limit(imap):
+    raw = imap.raw()
+    body = message("pipelined") + b"x" * 20_000 + b"\r\n"
+    raw.send(
+        f'L1 LOGIN {ALICE} "{PASSWORD}"\r\n'.encode() + b"A1 APPEND INBOX {%d+}\r\n%s\r\n" % (len(body), body)
+    )
+    raw.until_tagged("L1")
+    assert raw.until_tagged("A1")[-1].startswith(b"A1 OK [APPENDUID")

@@ -10,8 +10,9 @@ literals ``{n}``, non-synchronising literals ``{n+}`` (LITERAL+, RFC 7888) and l
   the command so far is valid and the literal is within limits;
 * :class:`ParseError` — reply ``<tag> BAD <text>`` (``* BAD`` when ``tag`` is ``None``), or
   ``<tag> NO [<code>] <text>`` when :attr:`ParseError.reply_status` is ``"NO"`` (TOOBIG,
-  BADCHARSET).  When ``fatal`` is true the session must send ``* BYE`` and close: the stream can
-  no longer be framed (e.g. an oversized non-synchronising literal is on its way);
+  BADCHARSET) — except that a refused non-synchronising literal is always ``BAD [TOOBIG]``
+  (RFC 7888 section 4).  When ``fatal`` is true the session must send ``* BYE`` and close: the
+  stream can no longer be framed (e.g. an oversized non-synchronising literal is on its way);
 * :class:`RawLine` — a line read verbatim after :meth:`ImapParser.expect_raw_line` (SASL
   responses during AUTHENTICATE, ``DONE`` ending IDLE).
 
@@ -22,7 +23,10 @@ After STARTTLS the session calls :meth:`~ImapParser.discard_buffered` before res
 plaintext sent ahead of the TLS handshake cannot be injected into the protected session.
 
 Memory is bounded: a line holds at most ``max_line`` bytes, a literal ``max_literal`` bytes and
-a whole command ``max_command`` bytes with at most ``max_literals_per_command`` literals.
+a whole command ``max_command`` bytes with at most ``max_literals_per_command`` literals.  The
+session starts with small literal limits and raises them with :meth:`ImapParser.set_literal_limits`
+after login; LOGIN pauses the parser like AUTHENTICATE, so commands pipelined behind it are framed
+with the limits of the state they will run in.
 
 Pure: no I/O, no clocks; feeding the same bytes split at any boundaries gives the same events.
 """
@@ -45,7 +49,7 @@ _MARKER_TAIL = 32  # enough bytes to recognise a literal marker at the end of a 
 NO_CODES = frozenset({"TOOBIG", "BADCHARSET"})
 """Response codes that are answered with ``NO`` rather than ``BAD`` (RFC 9051 7.1, RFC 4469)."""
 
-PAUSING_COMMANDS = (commands.Authenticate, commands.Idle, commands.StartTls)
+PAUSING_COMMANDS = (commands.Authenticate, commands.Idle, commands.StartTls, commands.Login)
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,13 @@ class ParseError:
     text: str
     code: str | None = None
     fatal: bool = False
+    status: str | None = None  # forces the reply status (BAD for a refused {n+}, RFC 7888 section 4)
 
     @property
     def reply_status(self) -> str:
-        """``"NO"`` for TOOBIG and BADCHARSET, ``"BAD"`` otherwise."""
+        """``"NO"`` for TOOBIG and BADCHARSET, ``"BAD"`` otherwise (unless ``status`` says)."""
+        if self.status is not None:
+            return self.status
         return "NO" if self.code in NO_CODES else "BAD"
 
 
@@ -138,6 +145,13 @@ class ImapParser:
             self._scan -= self._offset
             self._offset = 0
         return events
+
+    def set_literal_limits(self, max_literal: int, max_command: int | None = None) -> None:
+        """Limits for the commands parsed from now on (``max_command`` defaults as in the
+        constructor).  Before login a command may carry only a few KiB of literals; after it,
+        APPEND needs the configured limit."""
+        self.max_literal = max_literal
+        self.max_command = max_command if max_command is not None else 4 * max_literal + self.max_line
 
     def expect_raw_line(self) -> None:
         """Return the next line verbatim as :class:`RawLine` (for SASL and IDLE's ``DONE``).
@@ -255,7 +269,9 @@ class ImapParser:
             self._reset_command()
             if marker.synchronising:
                 events.append(error)  # the client will not send the literal
-            elif size > self.max_literal:
+                return
+            error = replace(error, status="BAD")  # RFC 7888 section 4
+            if size > self.max_literal:
                 self._fail(events, replace(error, fatal=True))
             else:
                 events.append(error)
@@ -264,6 +280,7 @@ class ImapParser:
             return
         if marker.synchronising:
             events.append(ContinuationNeeded())
+        self._command_size += size
         self._mode = _Mode.LITERAL
         self._remaining = size
 
@@ -333,7 +350,7 @@ class ImapParser:
             return
         digits = match.group(2)
         if len(digits) > _MAX_DIGITS or int(digits) > self.max_literal:
-            self._fail(events, ParseError(None, "Literal too large", code="TOOBIG", fatal=True))
+            self._fail(events, ParseError(None, "Literal too large", code="TOOBIG", fatal=True, status="BAD"))
             return
         self._mode = _Mode.SKIP_LITERAL
         self._remaining = int(digits)

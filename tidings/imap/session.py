@@ -45,13 +45,17 @@ PRELOGIN_TIMEOUT = 60.0
 """Seconds a client may stay silent before logging in."""
 AUTHENTICATED_TIMEOUT = 30 * 60.0
 """RFC 9051 5.4: the inactivity autologout timer must be at least 30 minutes after login."""
+PRELOGIN_LITERAL_BYTES = 8 * 1024
+"""Size of a command with literals before login, literals included (a LOGIN or AUTHENTICATE needs
+a few hundred bytes): an unauthenticated client must not make us hold the post-login limit
+(4 x ``imap_literal``)."""
 MAX_CONSECUTIVE_ERRORS = 30
 """Bad commands in a row after which the client is disconnected."""
 SERVER_NAME = "Tidings"
 
-PAUSING = (c.Authenticate, c.Idle, c.StartTls)
+PAUSING = (c.Authenticate, c.Idle, c.StartTls, c.Login)
 
-_BASE_CAPABILITIES = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
+_BASE_CAPABILITIES = ("IMAP4rev1", "IMAP4rev2", "SASL-IR", "ID", "ENABLE", "IDLE")
 _AUTHENTICATED_CAPABILITIES = (
     "NAMESPACE",
     "UNSELECT",
@@ -122,7 +126,9 @@ class ImapSession:
         self.listener = listener
         self.conn = conn
         limits = app.config.limits
-        self.parser = ImapParser(max_literal=limits.imap_literal, max_line=max(limits.line_length, 64 * 1024))
+        max_line = max(limits.line_length, 64 * 1024)
+        prelogin = min(PRELOGIN_LITERAL_BYTES, limits.imap_literal)
+        self.parser = ImapParser(max_literal=prelogin, max_line=max_line, max_command=prelogin)
         self.state = State.NOT_AUTHENTICATED
         self.account = None
         self.waiter: Waiter | None = None
@@ -164,6 +170,13 @@ class ImapSession:
         """LOGINDISABLED before TLS on the plain port (RFC 9051 6.2.3, RFC 8314)."""
         return not self.conn.tls and not self.config.auth.allow_plaintext
 
+    def raise_literal_limits(self) -> None:
+        """After login, literals up to ``limits.imap_literal`` (APPEND); before it, see
+        PRELOGIN_LITERAL_BYTES."""
+        limit = self.config.limits.imap_literal
+        if self.parser.max_literal != limit:
+            self.parser.set_literal_limits(limit)
+
     @property
     def append_limit(self) -> int:
         return min(self.config.limits.imap_literal, self.config.limits.message_size)
@@ -171,6 +184,8 @@ class ImapSession:
     def capabilities(self) -> list[str]:
         caps = list(_BASE_CAPABILITIES)
         if self.state is State.NOT_AUTHENTICATED:
+            # RFC 7888 section 5: {n+} only up to 4096 bytes before login (see PRELOGIN_LITERAL_BYTES).
+            caps.insert(2, "LITERAL-")
             if not self.conn.tls and self.listener == "imap":
                 caps.append("STARTTLS")
             if self.login_disabled:
@@ -178,6 +193,7 @@ class ImapSession:
             else:
                 caps.append("AUTH=PLAIN")
         else:
+            caps.insert(2, "LITERAL+")
             caps.extend(_AUTHENTICATED_CAPABILITIES)
             caps.append(f"APPENDLIMIT={self.append_limit}")
             if not self.conn.compressed:
@@ -294,6 +310,8 @@ class ImapSession:
                 await self.execute(event)
                 if self.state is State.LOGOUT:
                     return
+                if self.state is not State.NOT_AUTHENTICATED:
+                    self.raise_literal_limits()
                 if isinstance(event, PAUSING):
                     self.parser.resume()
                     queue.extend(self.parser.feed(b""))
