@@ -433,13 +433,36 @@ class Expunge(Command):
     uid_set: SequenceSet | None = None
 
 
+@dataclass(frozen=True)
+class PartialRange:
+    """``partial-range`` (RFC 9394 section 3.1): a window of 1-based positions in a result,
+    ``first:last`` counted from its start, or ``-first:-last`` counted back from its end
+    (``-1`` is the last result).  Both numbers keep the sign and order the client sent, since
+    the reply echoes the range as given."""
+
+    first: int
+    last: int
+
+    def __str__(self) -> str:
+        return f"{self.first}:{self.last}"
+
+    def window(self, items: list) -> list:
+        """The items at the positions of this range, in their order in ``items``."""
+        low, high = sorted((abs(self.first), abs(self.last)))
+        if self.first > 0:
+            return items[low - 1 : high]
+        count = len(items)
+        return items[max(count - high, 0) : max(count - low + 1, 0)]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Search(Command):
     """[UID] SEARCH [RETURN (...)] [CHARSET x] keys (RFC 9051 6.4.4, ESEARCH RFC 4731,
-    SEARCHRES RFC 5182).
+    SEARCHRES RFC 5182, PARTIAL RFC 9394).
 
     ``return_options`` is ``None`` without RETURN (classic ``* SEARCH`` reply) and otherwise the
-    upper-case options, possibly empty (``RETURN ()`` means ``ALL``).  ``criteria`` is always an
+    upper-case options, possibly empty (``RETURN ()`` means ``ALL``); ``PARTIAL`` among them
+    comes with its range in ``partial``.  ``criteria`` is always an
     :class:`And`.  ``charset`` is upper-case or ``None``; strings in keys are already decoded.
     """
 
@@ -447,15 +470,18 @@ class Search(Command):
     uid: bool = False
     charset: str | None = None
     return_options: tuple[str, ...] | None = None
+    partial: PartialRange | None = None
     criteria: And
 
 
 @dataclass(frozen=True, kw_only=True)
 class Fetch(Command):
-    """[UID] FETCH set items [(CHANGEDSINCE n [VANISHED])] (RFC 9051 6.4.5, RFC 7162).
+    """[UID] FETCH set items [(CHANGEDSINCE n [VANISHED] [PARTIAL range])] (RFC 9051 6.4.5,
+    RFC 7162, RFC 9394 section 3.2).
 
     Macros (ALL, FAST, FULL) are expanded into ``items``.  For UID FETCH the session must add UID
-    to the response itself.
+    to the response itself.  ``partial`` limits the answer to a window of the messages the set
+    names (after CHANGEDSINCE), in UID order.
     """
 
     name: ClassVar[str] = "FETCH"
@@ -464,6 +490,7 @@ class Fetch(Command):
     items: tuple[FetchItem, ...]
     changed_since: int | None = None
     vanished: bool = False
+    partial: PartialRange | None = None
 
 
 class StoreMode(enum.Enum):
@@ -514,7 +541,8 @@ class SortCriterion:
 
 @dataclass(frozen=True, kw_only=True)
 class Sort(Command):
-    """[UID] SORT [RETURN (...)] (criteria) charset keys (RFC 5256; ESORT RFC 5267)."""
+    """[UID] SORT [RETURN (...)] (criteria) charset keys (RFC 5256; ESORT RFC 5267; PARTIAL
+    RFC 9394)."""
 
     name: ClassVar[str] = "SORT"
     uid: bool = False
@@ -522,6 +550,7 @@ class Sort(Command):
     charset: str
     search: And
     return_options: tuple[str, ...] | None = None
+    partial: PartialRange | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -299,8 +299,8 @@ def _expunge(reader: Reader, tag: str, uid: bool) -> c.Command:
 
 # --------------------------------------------------------------------------- search
 
-_SEARCH_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
-_SORT_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+_SEARCH_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"})
+_SORT_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"})
 
 _KEYS_WITHOUT_ARGUMENT = frozenset(
     {
@@ -334,19 +334,42 @@ _KEYS_WITH_NUMBER = {
 _MODSEQ_ENTRY_TYPES = frozenset({"PRIV", "SHARED", "ALL"})
 
 
-def _return_options(reader: Reader, allowed: frozenset[str]) -> tuple[str, ...]:
-    """``RETURN (opts)`` for ESEARCH (RFC 4731), SEARCHRES (RFC 5182), ESORT (RFC 5267)."""
+def _return_options(reader: Reader, allowed: frozenset[str]) -> tuple[tuple[str, ...], c.PartialRange | None]:
+    """``RETURN (opts)`` for ESEARCH (RFC 4731), SEARCHRES (RFC 5182), ESORT (RFC 5267) and
+    ``PARTIAL range`` (RFC 9394 section 3.1, which must not be combined with ALL)."""
     reader.sp()
+    partial: c.PartialRange | None = None
 
     def option() -> str:
+        nonlocal partial
         name = reader.atom("a RETURN option").upper()
         if name not in allowed:
             raise Bad(f"Unknown RETURN option {name}")
+        if name == "PARTIAL":
+            if partial is not None:
+                raise Bad("PARTIAL given twice")
+            reader.sp()
+            partial = _partial_range(reader)
         return name
 
     options = tuple(reader.parenthesised(option, allow_empty=True))
+    if partial is not None and "ALL" in options:
+        raise Bad("PARTIAL and ALL cannot be combined")
     reader.sp()
-    return options
+    return options, partial
+
+
+def _partial_range(reader: Reader) -> c.PartialRange:
+    """``partial-range = partial-range-first / partial-range-last`` (RFC 9394 section 5):
+    ``nz-number ":" nz-number`` or ``"-" nz-number ":" "-" nz-number``."""
+    from_end = reader.accept(b"-")
+    first = reader.nz_number(what="a partial range position")
+    reader.expect(b":")
+    if reader.accept(b"-") != from_end:
+        raise Bad("A partial range counts both ends from the start or both from the end")
+    last = reader.nz_number(what="a partial range position")
+    sign = -1 if from_end else 1
+    return c.PartialRange(sign * first, sign * last)
 
 
 def _search_program(reader: Reader) -> c.And:
@@ -409,9 +432,9 @@ def _search_key(reader: Reader, depth: int) -> c.SearchCriterion:
 def _search(reader: Reader, tag: str, uid: bool) -> c.Command:
     """[UID] SEARCH [RETURN (...)] [CHARSET charset] keys (RFC 9051 6.4.4, RFC 4731, RFC 5182)."""
     reader.sp()
-    return_options = None
+    return_options = partial = None
     if reader.accept_keyword(b"RETURN"):
-        return_options = _return_options(reader, _SEARCH_RETURN)
+        return_options, partial = _return_options(reader, _SEARCH_RETURN)
     charset = None
     if reader.accept_keyword(b"CHARSET"):
         reader.sp()
@@ -419,15 +442,18 @@ def _search(reader: Reader, tag: str, uid: bool) -> c.Command:
         reader.set_charset(charset)
         reader.sp()
     criteria = _search_program(reader)
-    return c.Search(tag=tag, uid=uid, charset=charset, return_options=return_options, criteria=criteria)
+    return c.Search(
+        tag=tag, uid=uid, charset=charset, return_options=return_options, partial=partial, criteria=criteria
+    )
 
 
 def _sort(reader: Reader, tag: str, uid: bool) -> c.Command:
-    """[UID] SORT [RETURN (...)] (criteria) charset keys (RFC 5256 section 3; ESORT RFC 5267)."""
+    """[UID] SORT [RETURN (...)] (criteria) charset keys (RFC 5256 section 3; ESORT RFC 5267;
+    PARTIAL RFC 9394)."""
     reader.sp()
-    return_options = None
+    return_options = partial = None
     if reader.accept_keyword(b"RETURN"):
-        return_options = _return_options(reader, _SORT_RETURN)
+        return_options, partial = _return_options(reader, _SORT_RETURN)
 
     def criterion() -> c.SortCriterion:
         reverse = reader.accept_keyword(b"REVERSE")
@@ -445,7 +471,13 @@ def _sort(reader: Reader, tag: str, uid: bool) -> c.Command:
     reader.sp()
     search = _search_program(reader)
     return c.Sort(
-        tag=tag, uid=uid, criteria=criteria, charset=charset, search=search, return_options=return_options
+        tag=tag,
+        uid=uid,
+        criteria=criteria,
+        charset=charset,
+        search=search,
+        return_options=return_options,
+        partial=partial,
     )
 
 
@@ -464,7 +496,8 @@ def _thread(reader: Reader, tag: str, uid: bool) -> c.Command:
 
 
 def _fetch(reader: Reader, tag: str, uid: bool) -> c.Command:
-    """[UID] FETCH set items [modifiers] (RFC 9051 6.4.5; CHANGEDSINCE/VANISHED RFC 7162)."""
+    """[UID] FETCH set items [modifiers] (RFC 9051 6.4.5; CHANGEDSINCE/VANISHED RFC 7162;
+    PARTIAL RFC 9394 section 3.2)."""
     reader.sp()
     sequence_set = reader.sequence_set()
     reader.sp()
@@ -480,16 +513,20 @@ def _fetch(reader: Reader, tag: str, uid: bool) -> c.Command:
             items = [_fetch_item(reader)]
     changed_since = None
     vanished = False
+    partial: c.PartialRange | None = None
     if reader.accept(b" "):
 
         def modifier() -> None:
-            nonlocal changed_since, vanished
+            nonlocal changed_since, vanished, partial
             name = reader.atom("a FETCH modifier").upper()
             if name == "CHANGEDSINCE":
                 reader.sp()
                 changed_since = reader.number(MAX_NUMBER64, "a mod-sequence")
             elif name == "VANISHED":
                 vanished = True
+            elif name == "PARTIAL":
+                reader.sp()
+                partial = _partial_range(reader)
             else:
                 raise Bad(f"Unknown FETCH modifier {name}")
 
@@ -503,6 +540,7 @@ def _fetch(reader: Reader, tag: str, uid: bool) -> c.Command:
         items=tuple(items),
         changed_since=changed_since,
         vanished=vanished,
+        partial=partial,
     )
 
 

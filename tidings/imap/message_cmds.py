@@ -3,9 +3,10 @@ THREAD (and their UID forms).
 
 RFC 9051 6.4 (RFC 3501 6.4), UIDPLUS COPYUID (RFC 4315), MOVE (RFC 6851), CONDSTORE/QRESYNC
 (RFC 7162: CHANGEDSINCE, VANISHED, UNCHANGEDSINCE -> MODIFIED), ESEARCH/SEARCHRES (RFC 4731,
-RFC 5182), SORT/THREAD (RFC 5256).  What a data item or search key means is the business of
-:mod:`tidings.imap.fetch`, :mod:`tidings.imap.search` and :mod:`tidings.imap.sort_thread`; this
-module chooses the messages, changes the store and keeps the session's snapshot in step.
+RFC 5182), SORT/THREAD (RFC 5256), PARTIAL windows (RFC 9394).  What a data item or search key
+means is the business of :mod:`tidings.imap.fetch`, :mod:`tidings.imap.search` and
+:mod:`tidings.imap.sort_thread`; this module chooses the messages, changes the store and keeps
+the session's snapshot in step.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def loader_for(session) -> StoreMessageLoader:
 
 @command("FETCH", SELECTED, expunge_allowed=False)
 async def fetch(session, cmd: c.Fetch) -> None:
-    """RFC 9051 6.4.5 / 6.4.8; CHANGEDSINCE and VANISHED (RFC 7162 3.1.4, 3.2.6)."""
+    """RFC 9051 6.4.5 / 6.4.8; CHANGEDSINCE and VANISHED (RFC 7162 3.1.4, 3.2.6); PARTIAL
+    (RFC 9394 section 3.2)."""
     selected = session.selected
     if cmd.vanished and not (cmd.uid and session.qresync):
         raise Bad("VANISHED needs UID FETCH and ENABLE QRESYNC")
@@ -54,6 +56,12 @@ async def fetch(session, cmd: c.Fetch) -> None:
         if gone:
             session.untagged(b"VANISHED (EARLIER) " + format_uid_set(gone).encode())
     contexts = [MessageContext(seq, ref) for seq, ref in pairs]
+    if cmd.partial is not None:
+        # RFC 9394 section 3.2: the window is taken over the messages the set names that would
+        # be answered (CHANGEDSINCE applied first), in UID order.
+        if cmd.changed_since is not None:
+            contexts = [ctx for ctx in contexts if ctx.ref.modseq > cmd.changed_since]
+        contexts = cmd.partial.window(contexts)
     flags_changed: set[int] = set()
     targets = seen_targets(cmd.items, contexts, read_only=selected.read_only)
     if targets:

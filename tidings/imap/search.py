@@ -1,5 +1,5 @@
 """SEARCH: evaluating a search-key tree over the selected mailbox, and the SEARCH / ESEARCH
-replies (RFC 9051 6.4.4 and 7.3.4, RFC 3501 6.4.4; ESEARCH RFC 4731; SEARCHRES RFC 5182;
+replies (RFC 9051 6.4.4 and 7.3.4, RFC 3501 6.4.4; ESEARCH RFC 4731; SEARCHRES RFC 5182; PARTIAL RFC 9394;
 CONDSTORE MODSEQ RFC 7162 3.1.5; WITHIN RFC 5032; SAVEDATE RFC 8514; OBJECTID RFC 8474).
 
 Interface for the session (see :mod:`tidings.imap.message_data` for contexts and the loader)::
@@ -35,7 +35,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from tidings.imap.commands import And, Not, Or, Search, SearchCriterion, SearchKey
+from tidings.imap.commands import And, Not, Or, PartialRange, Search, SearchCriterion, SearchKey
 from tidings.imap.message_data import MessageContext, MessageLoader, email_id
 from tidings.imap.sequence import SequenceSet, format_uid_set
 from tidings.imap.states import No
@@ -325,24 +325,31 @@ def search_reply(command: Search, matched: Sequence[MessageContext], *, esearch:
             return SearchReply(format_search(numbers, modseq))
         options = ("ALL",)
     options = options or ("ALL",)  # RETURN () means ALL (RFC 4731 section 3.1)
-    saved = _saved_uids(options, matched) if "SAVE" in options else None
+    partial = command.partial
+    saved = saved_uids(options, matched, partial) if "SAVE" in options else None
     if set(options) == {"SAVE"}:
         # RFC 5182 section 2.1: RETURN (SAVE) alone produces no ESEARCH response.
         return SearchReply(b"", saved)
-    return SearchReply(format_esearch(command.tag, numbers, options, uid=command.uid, modseq=modseq), saved)
+    response = format_esearch(command.tag, numbers, options, uid=command.uid, modseq=modseq, partial=partial)
+    return SearchReply(response, saved)
 
 
-def _saved_uids(options: Sequence[str], matched: Sequence[MessageContext]) -> list[int]:
-    """RFC 5182 section 2.1: with MIN and/or MAX but neither ALL nor COUNT, ``$`` holds only
-    the minimum and/or maximum; otherwise every match."""
+def saved_uids(
+    options: Sequence[str], matched: Sequence[MessageContext], partial: PartialRange | None = None
+) -> list[int]:
+    """What ``$`` holds after RETURN (SAVE ...): with MIN and/or MAX but neither ALL nor COUNT,
+    only the minimum and/or maximum (RFC 5182 section 2.1); with PARTIAL, only the messages of
+    its window (RFC 9394 section 3.1); otherwise every match.  ``matched`` is in result order."""
     uids = [c.ref.uid for c in matched]
+    if partial is not None:
+        return sorted(partial.window(uids))
     if not uids or "ALL" in options or "COUNT" in options or not {"MIN", "MAX"} & set(options):
-        return uids
+        return sorted(uids)
     chosen = []
     if "MIN" in options:
-        chosen.append(min(uids))
-    if "MAX" in options and max(uids) not in chosen:
-        chosen.append(max(uids))
+        chosen.append(uids[0])
+    if "MAX" in options and uids[-1] not in chosen:
+        chosen.append(uids[-1])
     return sorted(chosen)
 
 
@@ -364,12 +371,14 @@ def format_esearch(
     uid: bool,
     modseq: int | None = None,
     ordered: bool = False,
+    partial: PartialRange | None = None,
 ) -> bytes:
     """``* ESEARCH (TAG "a1") UID MIN 2 MAX 9 COUNT 3 ALL 2,5:6`` (RFC 4731 section 3.1).
 
     MIN, MAX and ALL are left out when nothing matched; COUNT never is.  ``ordered`` (ESORT,
     RFC 5267): ``numbers`` are in sort order, MIN/MAX are the first and last of that order
-    and ALL keeps the order, compressing only ascending runs.
+    and ALL keeps the order, compressing only ascending runs.  ``partial`` (RFC 9394 section
+    3.1): ``PARTIAL (range set)`` with the numbers at the window's positions, ``NIL`` for none.
     """
     wanted = set(options) or {"ALL"}
     line = b"* ESEARCH (TAG " + quote(tag) + b")"
@@ -385,6 +394,10 @@ def format_esearch(
     if numbers and "ALL" in wanted:
         text = format_ordered_set(numbers) if ordered else format_uid_set(numbers)
         line += b" ALL " + text.encode("ascii")
+    if partial is not None:
+        window = partial.window(list(numbers))
+        text = (format_ordered_set(window) if ordered else format_uid_set(window)) if window else "NIL"
+        line += f" PARTIAL ({partial} {text})".encode("ascii")
     if numbers and modseq is not None:
         line += b" MODSEQ %d" % modseq
     return line + b"\r\n"

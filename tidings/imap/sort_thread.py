@@ -1,5 +1,5 @@
 """SORT and THREAD over search results (RFC 5256; DISPLAYFROM/DISPLAYTO RFC 5957; ESORT
-RFC 5267 RETURN options; CONDSTORE MODSEQ RFC 7162 3.1.5).
+RFC 5267 RETURN options; PARTIAL RFC 9394; CONDSTORE MODSEQ RFC 7162 3.1.5).
 
 Interface for the session (contexts and loader: :mod:`tidings.imap.message_data`)::
 
@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 
 from tidings.imap.commands import Sort, SortCriterion
 from tidings.imap.message_data import MessageContext, MessageLoader
-from tidings.imap.search import SearchReply, format_esearch, uses_modseq
+from tidings.imap.search import SearchReply, format_esearch, saved_uids, uses_modseq
 from tidings.imap.states import Bad
 from tidings.mail.message import MessageSummary, thread_message
 from tidings.mail.sorting import sort_key
@@ -89,10 +89,13 @@ def sort_reply(command: Sort, ordered: Sequence[MessageContext]) -> SearchReply:
     if options is None:
         return SearchReply(format_sort(numbers, modseq))
     options = options or ("ALL",)
-    saved = [c.ref.uid for c in ordered] if "SAVE" in options else None
+    partial = command.partial
+    saved = saved_uids(options, ordered, partial) if "SAVE" in options else None
     if set(options) == {"SAVE"}:
         return SearchReply(b"", saved)
-    response = format_esearch(command.tag, numbers, options, uid=command.uid, modseq=modseq, ordered=True)
+    response = format_esearch(
+        command.tag, numbers, options, uid=command.uid, modseq=modseq, ordered=True, partial=partial
+    )
     return SearchReply(response, saved)
 
 
