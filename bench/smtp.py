@@ -79,7 +79,7 @@ def inbox_count(config_path: Path) -> int:
         try:
             account = await store.accounts.get_user(RECIPIENT)
             box = await store.mailboxes.get(account.id, "INBOX")
-            return (await store.mailboxes.status(box.id)).messages
+            return (await store.mailboxes.status(account.id, box.id)).messages
         finally:
             store.close()
 

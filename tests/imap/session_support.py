@@ -44,7 +44,7 @@ class ImapTestServer:
         async def read():
             account = await store.accounts.get_user(address)
             box = await store.mailboxes.get(account.id, name)
-            return await store.mailboxes.messages(box.id)
+            return await store.mailboxes.messages(account.id, box.id)
 
         return self.running.call(read())
 

@@ -384,18 +384,18 @@ def stored_mailbox(tmp_path):
         inbox = await store.mailboxes.get(account.id, "INBOX")
         await store.mailboxes.append(account.id, inbox.id, MIXED, ["\\Seen"])
         await store.mailboxes.append(account.id, inbox.id, PLAIN)
-        _, refs = await store.mailboxes.messages(inbox.id)
-        return refs
+        _, refs = await store.mailboxes.messages(account.id, inbox.id)
+        return account.id, refs
 
-    refs = loop.run_until_complete(fill())
-    yield store, refs, loop.run_until_complete
+    account_id, refs = loop.run_until_complete(fill())
+    yield store, account_id, refs, loop.run_until_complete
     store.close()
     loop.close()
 
 
 def test_store_loader_serves_summaries_and_bytes_and_fetch_works_on_them(stored_mailbox):
-    store, refs, run_on_loop = stored_mailbox
-    loader = StoreMessageLoader(store.mailboxes)
+    store, account_id, refs, run_on_loop = stored_mailbox
+    loader = StoreMessageLoader(store.mailboxes, account_id)
     contexts = contexts_for(refs)
 
     async def go():
@@ -413,8 +413,8 @@ def test_store_loader_serves_summaries_and_bytes_and_fetch_works_on_them(stored_
 
 
 def test_store_loader_leaves_out_messages_that_no_longer_exist(stored_mailbox):
-    store, refs, run_on_loop = stored_mailbox
-    loader = StoreMessageLoader(store.mailboxes)
+    store, account_id, refs, run_on_loop = stored_mailbox
+    loader = StoreMessageLoader(store.mailboxes, account_id)
     ghost = dataclasses.replace(refs[0], message_id=999_999, blob_hash="0" * 64)
     assert dict(run_on_loop(loader.summaries([ghost]))) == {}
     assert run_on_loop(loader.blob(ghost)) is None

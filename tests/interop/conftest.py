@@ -81,7 +81,7 @@ class MailServer:
         async def read():
             account = await store.accounts.get_user(self.address)
             box = await store.mailboxes.get(account.id, name)
-            return await store.mailboxes.messages(box.id)
+            return await store.mailboxes.messages(account.id, box.id)
 
         return self.running.call(read())
 
@@ -91,7 +91,7 @@ class MailServer:
         async def read():
             account = await store.accounts.get_user(self.address)
             box = await store.mailboxes.get(account.id, name)
-            return await store.mailboxes.status(box.id)
+            return await store.mailboxes.status(account.id, box.id)
 
         return self.running.call(read())
 

@@ -38,7 +38,7 @@ class Pop3Server:
         async def read():
             account = await store.accounts.get_user(address)
             box = await store.mailboxes.get(account.id, "INBOX")
-            return await store.mailboxes.messages(box.id)
+            return await store.mailboxes.messages(account.id, box.id)
 
         return self.running.call(read())
 

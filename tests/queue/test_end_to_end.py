@@ -29,7 +29,7 @@ def inbox(server, address: str) -> list[bytes]:
     async def read():
         account = await server.store.accounts.get_user(address)
         box = await server.store.mailboxes.get(account.id, "INBOX")
-        _, refs = await server.store.mailboxes.messages(box.id)
+        _, refs = await server.store.mailboxes.messages(account.id, box.id)
         return [await server.store.mailboxes.read_blob(ref.blob_hash) for ref in refs]
 
     return server.call(read())

@@ -46,7 +46,7 @@ class SmtpServer:
         """Raw messages in the account's INBOX, oldest first."""
         account = self.call(self.store.accounts.get_user(address))
         box = self.call(self.store.mailboxes.get(account.id, "INBOX"))
-        _, refs = self.call(self.store.mailboxes.messages(box.id))
+        _, refs = self.call(self.store.mailboxes.messages(account.id, box.id))
         return [self.call(self.store.mailboxes.read_blob(ref.blob_hash)) for ref in refs]
 
     def queue(self):

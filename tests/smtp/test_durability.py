@@ -59,7 +59,7 @@ def stored_subjects(config_path: Path) -> set[bytes]:
         try:
             account = await store.accounts.get_user(USER)
             box = await store.mailboxes.get(account.id, "INBOX")
-            _, refs = await store.mailboxes.messages(box.id)
+            _, refs = await store.mailboxes.messages(account.id, box.id)
             subjects = set()
             for ref in refs:
                 raw = await store.mailboxes.read_blob(ref.blob_hash)

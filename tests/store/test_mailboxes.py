@@ -21,7 +21,7 @@ def test_append_assigns_increasing_uids_and_modseqs(store, run, bob):
     first = run(store.mailboxes.append(bob.id, inbox.id, MESSAGE, ["\\Seen"]))
     second = run(store.mailboxes.append(bob.id, inbox.id, MESSAGE + b"2"))
     assert first == (inbox.uidvalidity, 1) and second == (inbox.uidvalidity, 2)
-    box, refs = run(store.mailboxes.messages(inbox.id))
+    box, refs = run(store.mailboxes.messages(bob.id, inbox.id))
     assert [r.uid for r in refs] == [1, 2]
     assert refs[0].flags == {"\\Seen"} and refs[1].flags == frozenset()
     assert refs[0].modseq < refs[1].modseq <= box.highestmodseq
@@ -32,7 +32,7 @@ def test_identical_content_is_stored_once(store, run, bob):
     inbox = run(store.mailboxes.get(bob.id, "INBOX"))
     run(store.mailboxes.append(bob.id, inbox.id, MESSAGE))
     run(store.mailboxes.append(bob.id, inbox.id, MESSAGE))
-    _, refs = run(store.mailboxes.messages(inbox.id))
+    _, refs = run(store.mailboxes.messages(bob.id, inbox.id))
     assert refs[0].message_id == refs[1].message_id
     assert refs[0].blob_hash == refs[1].blob_hash
     assert store.blobs.get_sync(refs[0].blob_hash) == MESSAGE
@@ -63,7 +63,7 @@ def test_expunge_removes_deleted_messages_and_remembers_them_for_qresync(store, 
     run(store.mailboxes.store_flags(bob.id, inbox.id, [1, 3], "add", ["\\Deleted"]))
     assert run(store.mailboxes.expunge(bob.id, inbox.id, uids=[3])) == [3]
     assert run(store.mailboxes.expunge(bob.id, inbox.id)) == [1]
-    changes = run(store.mailboxes.changes_since(inbox.id, before))
+    changes = run(store.mailboxes.changes_since(bob.id, inbox.id, before))
     assert changes.expunged == [1, 3]
     assert changes.highestmodseq > before
 
@@ -76,8 +76,8 @@ def test_copy_and_move_keep_flags_and_report_uid_pairs(store, run, bob):
     assert validity == archive.uidvalidity and pairs == [(1, 1)]
     _, pairs = run(store.mailboxes.copy(bob.id, inbox.id, [1], archive.id, move=True))
     assert pairs == [(1, 2)]
-    assert run(store.mailboxes.messages(inbox.id))[1] == []
-    refs = run(store.mailboxes.messages(archive.id))[1]
+    assert run(store.mailboxes.messages(bob.id, inbox.id))[1] == []
+    refs = run(store.mailboxes.messages(bob.id, archive.id))[1]
     assert [r.flags for r in refs] == [{"\\Flagged"}, {"\\Flagged"}]
 
 
@@ -119,8 +119,8 @@ def test_renaming_inbox_moves_its_messages_and_keeps_an_empty_inbox(store, run, 
     run(store.mailboxes.append(bob.id, inbox.id, MESSAGE))
     run(store.mailboxes.rename(bob.id, "INBOX", "Old"))
     old = run(store.mailboxes.get(bob.id, "Old"))
-    assert len(run(store.mailboxes.messages(old.id))[1]) == 1
-    assert run(store.mailboxes.messages(inbox.id))[1] == []
+    assert len(run(store.mailboxes.messages(bob.id, old.id))[1]) == 1
+    assert run(store.mailboxes.messages(bob.id, inbox.id))[1] == []
 
 
 def test_uidvalidity_of_a_recreated_mailbox_differs(store, run, bob):
@@ -151,7 +151,7 @@ def test_accept_delivers_locally_and_queues_remote_in_one_step(store, run, bob):
     )
     assert result.delivered == ["bob@example.org"] and result.queue_id is not None
     inbox = run(store.mailboxes.get(bob.id, "INBOX"))
-    assert len(run(store.mailboxes.messages(inbox.id))[1]) == 1
+    assert len(run(store.mailboxes.messages(bob.id, inbox.id))[1]) == 1
     entry = run(store.queue.get(result.queue_id))
     assert [r.address for r in entry.pending] == ["x@remote.test"]
 
@@ -175,7 +175,7 @@ def test_many_concurrent_accepts_are_group_committed(store, run, bob):
     assert all(r.delivered == ["bob@example.org"] for r in results)
     assert store.db.commits < 50
     inbox = run(store.mailboxes.get(bob.id, "INBOX"))
-    assert [r.uid for r in run(store.mailboxes.messages(inbox.id))[1]] == list(range(1, 51))
+    assert [r.uid for r in run(store.mailboxes.messages(bob.id, inbox.id))[1]] == list(range(1, 51))
 
 
 def test_status_counts_exact_flags_only(store, run, bob):
@@ -183,7 +183,7 @@ def test_status_counts_exact_flags_only(store, run, bob):
     run(store.mailboxes.append(bob.id, inbox.id, MESSAGE + b"1", ["\\Seen"]))
     run(store.mailboxes.append(bob.id, inbox.id, MESSAGE + b"2", ["$NotSeen", "\\Deleted"]))
     run(store.mailboxes.append(bob.id, inbox.id, MESSAGE + b"3", ["\\Seen", "\\Deleted", "Seen"]))
-    status = run(store.mailboxes.status(inbox.id))
+    status = run(store.mailboxes.status(bob.id, inbox.id))
     assert (status.messages, status.unseen, status.deleted, status.first_unseen_uid) == (3, 1, 2, 2)
     assert status.size == 3 * (len(MESSAGE) + 1)
     assert run(store.mailboxes.expunge(bob.id, inbox.id)) == [2, 3]
@@ -196,10 +196,10 @@ def test_an_unreadable_summary_is_analysed_again_and_saved(store, run, bob):
 
     inbox = run(store.mailboxes.get(bob.id, "INBOX"))
     run(store.mailboxes.append(bob.id, inbox.id, MESSAGE))
-    ref = run(store.mailboxes.messages(inbox.id))[1][0]
+    ref = run(store.mailboxes.messages(bob.id, inbox.id))[1][0]
     store.db.write_sync(lambda tx: tx.conn.execute(update(schema.messages).values(summary="{not json")))
     store.mailboxes._summary_cache = type(store.mailboxes._summary_cache)(10)
-    summary = run(store.mailboxes.summaries([ref.message_id]))[ref.message_id]
+    summary = run(store.mailboxes.summaries(bob.id, [ref]))[ref.message_id]
     assert summary.subject == "hello"
-    assert run(store.mailboxes.summaries_json([ref.message_id]))[ref.message_id].startswith("{")
-    assert "not json" not in run(store.mailboxes.summaries_json([ref.message_id]))[ref.message_id]
+    assert run(store.mailboxes.summaries_json(bob.id, [ref]))[ref.message_id].startswith("{")
+    assert "not json" not in run(store.mailboxes.summaries_json(bob.id, [ref]))[ref.message_id]

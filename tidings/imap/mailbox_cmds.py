@@ -153,7 +153,7 @@ async def namespace(session, cmd: c.Namespace) -> None:
 
 
 async def status_response(session, box: Mailbox, items: tuple[str, ...]) -> bytes:
-    status = await session.store.mailboxes.status(box.id)
+    status = await session.store.mailboxes.status(session.account.id, box.id)
     values = {
         "MESSAGES": status.messages,
         "RECENT": 0,  # \Recent is not kept (RFC 9051 removed it)

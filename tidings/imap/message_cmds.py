@@ -33,7 +33,7 @@ def loader_for(session) -> StoreMessageLoader:
     """The session's summary/blob loader, made on first use and dropped while idling."""
     loader = getattr(session, "loader", None)
     if loader is None:
-        loader = session.loader = StoreMessageLoader(session.store.mailboxes)
+        loader = session.loader = StoreMessageLoader(session.store.mailboxes, session.account.id)
     return loader
 
 
@@ -50,7 +50,9 @@ async def fetch(session, cmd: c.Fetch) -> None:
         session.enabled.add("CONDSTORE")  # RFC 7162 3.1.8
     pairs = selected.resolve(cmd.sequence_set, cmd.uid)
     if cmd.vanished:
-        changes = await session.store.mailboxes.changes_since(selected.mailbox_id, cmd.changed_since)
+        changes = await session.store.mailboxes.changes_since(
+            session.account.id, selected.mailbox_id, cmd.changed_since
+        )
         largest = selected.refs[-1].uid if selected.refs else 0
         gone = [uid for uid in changes.expunged if cmd.sequence_set.contains(uid, largest)]
         if gone:

@@ -74,11 +74,12 @@ class StoreMessageLoader:
     summaries and recent bodies serve every session (clients re-fetch ENVELOPE/BODYSTRUCTURE
     often, and fetch the parts of one message in successive commands)."""
 
-    def __init__(self, mailboxes: Mailboxes) -> None:
+    def __init__(self, mailboxes: Mailboxes, account_id: int) -> None:
         self.mailboxes = mailboxes
+        self.account_id = account_id
 
     async def summaries(self, refs: Sequence[MessageRef]) -> Mapping[int, MessageSummary]:
-        return await self.mailboxes.summaries(ref.message_id for ref in refs)
+        return await self.mailboxes.summaries(self.account_id, refs)
 
     async def blob(self, ref: MessageRef) -> bytes | None:
         try:

@@ -34,7 +34,7 @@ async def select(session, cmd: c.Select):
     if cmd.condstore:
         session.enabled.add("CONDSTORE")  # RFC 7162 3.1.8: a CONDSTORE parameter enables it
     mailbox = await session.mailbox(cmd.mailbox)
-    mailbox, refs = await session.store.mailboxes.messages(mailbox.id)
+    mailbox, refs = await session.store.mailboxes.messages(session.account.id, mailbox.id)
     view = SelectedMailbox(mailbox, refs, cmd.read_only)
 
     keywords = sorted({flag for ref in refs for flag in ref.flags} - set(_SYSTEM_FLAG_NAMES))
@@ -68,7 +68,7 @@ async def select(session, cmd: c.Select):
 
 async def _qresync(session, view: SelectedMailbox, params: c.QresyncParameters) -> None:
     """RFC 7162 3.2.5.1: what the client missed since its cached modseq."""
-    changes = await session.store.mailboxes.changes_since(view.mailbox_id, params.modseq)
+    changes = await session.store.mailboxes.changes_since(session.account.id, view.mailbox_id, params.modseq)
     gone = changes.expunged
     if params.known_uids is not None:
         gone = [uid for uid in gone if params.known_uids.contains(uid, view.uidnext)]

@@ -87,11 +87,11 @@ _AUTHENTICATED_CAPABILITIES = (
 )
 
 
-# (store, mailbox id, modseq) -> (hub publish count when the query started, its future).
-_CHANGES_IN_FLIGHT: dict[tuple[int, int, int], tuple[int, asyncio.Future]] = {}
+# (store, account id, mailbox id, modseq) -> (hub publish count when the query started, its future).
+_CHANGES_IN_FLIGHT: dict[tuple[int, int, int, int], tuple[int, asyncio.Future]] = {}
 
 
-async def shared_changes_since(store, mailbox_id: int, modseq: int):
+async def shared_changes_since(store, account_id: int, mailbox_id: int, modseq: int):
     """``changes_since`` shared by every session that asks the same question at the same time.
 
     One delivery wakes every session idling on that mailbox; they all ask for the changes since
@@ -100,10 +100,10 @@ async def shared_changes_since(store, mailbox_id: int, modseq: int):
     query's snapshot could predate that change.
     """
     published = store.hub.published
-    key = (id(store), mailbox_id, modseq)
+    key = (id(store), account_id, mailbox_id, modseq)
     entry = _CHANGES_IN_FLIGHT.get(key)
     if entry is None or entry[0] < published:
-        future = asyncio.ensure_future(store.mailboxes.changes_since(mailbox_id, modseq))
+        future = asyncio.ensure_future(store.mailboxes.changes_since(account_id, mailbox_id, modseq))
         entry = (published, future)
         _CHANGES_IN_FLIGHT[key] = entry
 
@@ -404,7 +404,9 @@ class ImapSession:
         if selected is None or (selected.mailbox_id not in touched and None not in touched):
             return
         try:
-            changes = await shared_changes_since(self.store, selected.mailbox_id, selected.modseq)
+            changes = await shared_changes_since(
+                self.store, self.account.id, selected.mailbox_id, selected.modseq
+            )
         except NotFound:
             self.untagged("BYE The selected mailbox was deleted")
             self.state = State.LOGOUT

@@ -168,7 +168,7 @@ class Session:
             inbox = await self.store.mailboxes.get(account.id, "INBOX")
             # Subscribe before the snapshot so no expunge between the two goes unnoticed.
             self.waiter = Waiter(self.store.hub, account.id)
-            box, refs = await self.store.mailboxes.messages(inbox.id)
+            box, refs = await self.store.mailboxes.messages(account.id, inbox.id)
         except BaseException:
             if self.waiter is not None:
                 self.waiter.close()
@@ -348,7 +348,9 @@ async def _content(session: Session, number: int) -> tuple[int, bytes]:
     waiter = session.waiter
     if waiter is not None and waiter.pending:
         waiter.clear()
-        changes = await session.store.mailboxes.changes_since(maildrop.mailbox_id, maildrop.modseq)
+        changes = await session.store.mailboxes.changes_since(
+            maildrop.account_id, maildrop.mailbox_id, maildrop.modseq
+        )
         maildrop.mark_vanished(changes.expunged)
     if message.vanished:
         raise Refused(f"message {number} was removed by another session")

@@ -1,6 +1,7 @@
 """A small least-recently-used cache for immutable things read often: parsed message summaries and
-message bodies. Contents are addressed by id or hash and never change, so one cache serves every
-session of the process (access control happens before: a session only asks for what it may see).
+message bodies. One cache serves every session of the process, so its keys must name the content
+itself (a content hash, a random object id), never a row id: a deleted row's id must not be able to
+hit an entry made for it (access control happens before: a session only asks for what it may see).
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ Invariants kept here, not in the protocols:
 - Every change bumps the mailbox's HIGHESTMODSEQ and is published (after commit) as a `Change`.
 - Expunged UIDs are remembered with their modseq for QRESYNC (RFC 7162).
 - An account's used_bytes follows every append, copy and expunge; quota is enforced on the way in.
+- Every method that takes a mailbox id also takes the acting account and refuses (NotFound, nothing
+  changed) a mailbox of another account; message summaries are read only through the account's
+  own mailboxes. Ids are never reused (see schema.py), and the process-wide caches are keyed by what
+  cannot be reused either: summaries by content hash, snapshots by the mailbox's random object id.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, func, insert, literal, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, literal, select, update
 
 from tidings.mail.message import MessageSummary
 from tidings.notify import CHANNEL, Change, Hub
@@ -237,8 +241,13 @@ _ADD_USAGE = (
 )
 _MESSAGE_BY_HASH = select(s.messages.c.id).where(s.messages.c.blob_hash == bindparam("hash"))
 _INSERT_MESSAGE = insert(s.messages)
+# Only messages the account holds in one of its mailboxes: the content is shared between accounts
+# (stored once), the right to read it is not.
 _SUMMARIES = select(s.messages.c.id, s.messages.c.summary, s.messages.c.blob_hash).where(
-    s.messages.c.id.in_(bindparam("ids", expanding=True))
+    s.messages.c.id.in_(bindparam("ids", expanding=True)),
+    exists()
+    .where(_mm.c.message_id == s.messages.c.id, _mb.c.id == _mm.c.mailbox_id)
+    .where(_mb.c.account_id == bindparam("account")),
 )
 
 
@@ -353,7 +362,9 @@ class Mailboxes:
         self.blobs = blobs
         self.hub = hub
         self.node_id = node_id
-        self._summary_cache: LruCache[int, MessageSummary] = LruCache(SUMMARY_CACHE_ENTRIES)
+        # Keyed by blob hash: a summary is a function of the content alone, so an entry can never be
+        # served for other content, whatever happens to message ids (compaction deletes rows).
+        self._summary_cache: LruCache[str, MessageSummary] = LruCache(SUMMARY_CACHE_ENTRIES)
         self._snapshot_cache: LruCache[tuple[str, int], tuple[MessageRef, ...]] = LruCache(
             SNAPSHOT_CACHE_ENTRIES, max_weight=SNAPSHOT_CACHE_MESSAGES, weigh=len
         )
@@ -387,12 +398,9 @@ class Mailboxes:
 
         return await self.db.read(op)
 
-    async def get_by_id(self, mailbox_id: int) -> Mailbox:
+    async def get_by_id(self, account_id: int, mailbox_id: int) -> Mailbox:
         def op(tx: Tx) -> Mailbox:
-            row = tx.conn.execute(_MAILBOX, {"mailbox": mailbox_id}).first()
-            if row is None:
-                raise NotFound("mailbox no longer exists")
-            return _mailbox(row)
+            return _mailbox(_owned_mailbox(tx, account_id, mailbox_id))
 
         return await self.db.read(op)
 
@@ -506,11 +514,9 @@ class Mailboxes:
 
         await self.db.write(op)
 
-    async def status(self, mailbox_id: int) -> MailboxStatus:
+    async def status(self, account_id: int, mailbox_id: int) -> MailboxStatus:
         def op(tx: Tx) -> MailboxStatus:
-            box = tx.conn.execute(_MAILBOX, {"mailbox": mailbox_id}).first()
-            if box is None:
-                raise NotFound("mailbox no longer exists")
+            box = _owned_mailbox(tx, account_id, mailbox_id)
             messages, size, unseen, deleted, first_unseen = tx.conn.execute(
                 _COUNTS, {"mailbox": mailbox_id}
             ).one()
@@ -529,7 +535,7 @@ class Mailboxes:
 
     # -- messages ------------------------------------------------------------------------------
 
-    async def messages(self, mailbox_id: int) -> tuple[Mailbox, list[MessageRef]]:
+    async def messages(self, account_id: int, mailbox_id: int) -> tuple[Mailbox, list[MessageRef]]:
         """The mailbox row and all its messages in UID order, read in one transaction (a snapshot).
 
         Snapshots are kept per mailbox and HIGHESTMODSEQ: every change to a mailbox's messages bumps
@@ -538,9 +544,7 @@ class Mailboxes:
         """
 
         def op(tx: Tx):
-            box = tx.conn.execute(_MAILBOX, {"mailbox": mailbox_id}).first()
-            if box is None:
-                raise NotFound("mailbox no longer exists")
+            box = _owned_mailbox(tx, account_id, mailbox_id)
             # object_id is random per mailbox creation: a reused row id never hits an old entry.
             key = (box.object_id, box.highestmodseq)
             with self._snapshot_lock:
@@ -553,13 +557,11 @@ class Mailboxes:
 
         return await self.db.read(op)
 
-    async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
+    async def changes_since(self, account_id: int, mailbox_id: int, modseq: int) -> Changes:
         """Messages added or changed, and UIDs expunged, after `modseq`."""
 
         def op(tx: Tx) -> Changes:
-            box = tx.conn.execute(_MAILBOX, {"mailbox": mailbox_id}).first()
-            if box is None:
-                raise NotFound("mailbox no longer exists")
+            box = _owned_mailbox(tx, account_id, mailbox_id)
             params = {"mailbox": mailbox_id, "modseq": modseq}
             changed = [_ref(r) for r in tx.conn.execute(_REFS_SINCE, params)]
             gone = tx.conn.execute(_EXPUNGED_SINCE, params).scalars()
@@ -594,13 +596,7 @@ class Mailboxes:
             prepared.append((prepare(raw, blob_hash), raw, format_flags(flags), internal_date or time.time()))
 
         def op(tx: Tx) -> list[tuple[int, int]]:
-            box = tx.conn.execute(
-                select(s.mailboxes.c.id).where(
-                    s.mailboxes.c.id == mailbox_id, s.mailboxes.c.account_id == account_id
-                )
-            ).first()
-            if box is None:
-                raise NotFound("mailbox no longer exists")
+            _check_owner(tx, account_id, mailbox_id)
             self.blobs.insert_rows(tx, [(message.blob_hash, raw) for message, raw, _, _ in prepared])
             rows = []
             for message, _, flags, internal_date in prepared:
@@ -636,6 +632,7 @@ class Mailboxes:
         uid_list = sorted(set(uids))
 
         def op(tx: Tx):
+            _check_owner(tx, account_id, mailbox_id)
             rows = []
             for chunk in _chunks(uid_list, 500):
                 rows.extend(tx.conn.execute(_FLAG_ROWS, {"mailbox": mailbox_id, "uids": chunk}).all())
@@ -679,8 +676,7 @@ class Mailboxes:
 
         def op(tx: Tx):
             for box_id in (source_id, target_id):
-                if tx.conn.execute(_MAILBOX_OWNER, {"mailbox": box_id}).scalar() != account_id:
-                    raise NotFound("mailbox no longer exists")
+                _check_owner(tx, account_id, box_id)
             rows = []
             for chunk in _chunks(uid_list, 500):
                 rows.extend(tx.conn.execute(_COPY_ROWS, {"mailbox": source_id, "uids": chunk}).all())
@@ -705,6 +701,7 @@ class Mailboxes:
         uid_filter = sorted(set(uids)) if uids is not None else None
 
         def op(tx: Tx) -> list[int]:
+            _check_owner(tx, account_id, mailbox_id)
             if uid_filter is None:
                 rows = tx.conn.execute(_DELETED_UIDS, {"mailbox": mailbox_id}).all()
             else:  # UID EXPUNGE: only the named messages need reading
@@ -714,8 +711,6 @@ class Mailboxes:
             targets = sorted(r.uid for r in rows if "\\Deleted" in r.flags.split())
             if not targets:
                 return []
-            if tx.conn.execute(_MAILBOX_OWNER, {"mailbox": mailbox_id}).scalar() != account_id:
-                raise NotFound("mailbox no longer exists")
             modseq = _expunge_rows(tx, mailbox_id, targets)
             self._publish(tx, account_id, mailbox_id, "message", modseq)
             return sorted(targets)
@@ -727,8 +722,7 @@ class Mailboxes:
         uid_list = sorted(set(uids))
 
         def op(tx: Tx) -> list[int]:
-            if tx.conn.execute(_MAILBOX_OWNER, {"mailbox": mailbox_id}).scalar() != account_id:
-                raise NotFound("mailbox no longer exists")
+            _check_owner(tx, account_id, mailbox_id)
             present = []
             for chunk in _chunks(uid_list, 500):
                 present.extend(
@@ -742,54 +736,46 @@ class Mailboxes:
 
         return await self.db.write(op)
 
-    async def summary_json(self, message_id: int) -> str:
-        return (await self.summaries_json([message_id]))[message_id]
-
-    async def summaries(self, message_ids: Iterable[int]) -> dict[int, MessageSummary]:
-        """Parsed summaries by messages.id (absent: the message is gone), from a process-wide cache:
-        contents never change, and every session and client asks for the same ones again."""
+    async def summaries(self, account_id: int, refs: Iterable[MessageRef]) -> dict[int, MessageSummary]:
+        """Parsed summaries by messages.id, for messages the account holds (absent: the message is
+        gone, or not the account's). A process-wide cache keyed by content serves every session:
+        contents never change, and every client asks for the same ones again. A hit needs the
+        content hash, which only the content's holder knows; a miss reads the row through the
+        account's own mailboxes."""
         found: dict[int, MessageSummary] = {}
         missing = []
-        for message_id in message_ids:
-            summary = self._summary_cache.get(message_id)
+        for ref in refs:
+            summary = self._summary_cache.get(ref.blob_hash)
             if summary is None:
-                missing.append(message_id)
+                missing.append(ref)
             else:
-                found[message_id] = summary
+                found[ref.message_id] = summary
         if missing:
-            for message_id, text in (await self.summaries_json(missing)).items():
+            hashes = {ref.message_id: ref.blob_hash for ref in missing}
+            for message_id, text in (await self.summaries_json(account_id, missing)).items():
                 try:
                     summary = MessageSummary.from_json(text)
                 except Exception:  # written by an older version, or damaged: analyse the body again
                     log.warning("summary of message %d unreadable; analysing it again", message_id)
-                    summary = await self._reanalyse(message_id)
+                    await self._index([(message_id, hashes[message_id])], replace=True)
+                    summary = self._summary_cache.get(hashes[message_id])
                     if summary is None:
                         continue
-                self._summary_cache.put(message_id, summary)
+                self._summary_cache.put(hashes[message_id], summary)
                 found[message_id] = summary
         return found
 
-    async def _reanalyse(self, message_id: int) -> MessageSummary | None:
-        def op(tx: Tx):
-            return tx.conn.execute(
-                select(s.messages.c.blob_hash).where(s.messages.c.id == message_id)
-            ).scalar()
-
-        blob_hash = await self.db.read(op)
-        if blob_hash is None:
-            return None
-        await self._index([(message_id, blob_hash)], replace=True)
-        return self._summary_cache.get(message_id)
-
-    async def summaries_json(self, message_ids: Iterable[int]) -> dict[int, str]:
-        """Analysed summaries by messages.id; messages not indexed yet are analysed now (and saved)."""
-        ids = sorted(set(message_ids))
+    async def summaries_json(self, account_id: int, refs: Iterable[MessageRef]) -> dict[int, str]:
+        """Analysed summaries by messages.id of the account's messages; messages not indexed yet
+        are analysed now (and saved). A row whose content is not the ref's is left out."""
+        wanted = {ref.message_id: ref.blob_hash for ref in refs}
+        ids = sorted(wanted)
 
         def op(tx: Tx) -> list:
             rows = []
             for chunk in _chunks(ids, 500):
-                rows.extend(tx.conn.execute(_SUMMARIES, {"ids": chunk}).all())
-            return rows
+                rows.extend(tx.conn.execute(_SUMMARIES, {"ids": chunk, "account": account_id}).all())
+            return [r for r in rows if r.blob_hash == wanted[r.id]]
 
         rows = await self.db.read(op)
         out = {r.id: r.summary for r in rows if r.summary is not None}
@@ -825,7 +811,7 @@ class Mailboxes:
             except NotFound:
                 continue
             prepared[message_id] = message = prepare(raw, blob_hash)
-            self._summary_cache.put(message_id, message.summary)
+            self._summary_cache.put(blob_hash, message.summary)
 
         def op(tx: Tx) -> None:
             m = s.messages
@@ -862,6 +848,20 @@ def _expunge_rows(tx: Tx, mailbox_id: int, uids: list[int]) -> int:
     account_id = tx.conn.execute(_MAILBOX_OWNER, {"mailbox": mailbox_id}).scalar_one()
     charge_quota(tx, account_id, -int(freed))
     return modseq
+
+
+def _owned_mailbox(tx: Tx, account_id: int, mailbox_id: int):
+    """The mailbox row, if it exists and is the account's: another account's mailbox is reported
+    exactly like a missing one, so ids reveal nothing."""
+    box = tx.conn.execute(_MAILBOX, {"mailbox": mailbox_id}).first()
+    if box is None or box.account_id != account_id:
+        raise NotFound("mailbox no longer exists")
+    return box
+
+
+def _check_owner(tx: Tx, account_id: int, mailbox_id: int) -> None:
+    if tx.conn.execute(_MAILBOX_OWNER, {"mailbox": mailbox_id}).scalar() != account_id:
+        raise NotFound("mailbox no longer exists")
 
 
 def _chunks(items: list, size: int):
