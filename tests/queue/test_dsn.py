@@ -13,8 +13,8 @@ ORIGINAL = (
 )
 
 
-def dsn(reports, ret=None, envid="ENV-1", message=ORIGINAL):
-    original = Original("alice@a.test", "hash", 1_700_000_000.0, envid=envid, ret=ret)
+def dsn(reports, ret=None, envid="ENV-1", message=ORIGINAL, account_id=None):
+    original = Original("alice@a.test", "hash", 1_700_000_000.0, envid=envid, ret=ret, account_id=account_id)
     raw = build_dsn(reporting_mta="mail.a.test", original=original, reports=reports, message=message)
     return raw, email.message_from_bytes(raw, policy=email.policy.default)
 
@@ -35,7 +35,7 @@ def test_bounce_is_multipart_report_with_three_parts():
     assert msg.get_content_type() == "multipart/report"
     assert msg.get_param("report-type") == "delivery-status"
     types = [part.get_content_type() for part in msg.iter_parts()]
-    assert types == ["text/plain", "message/delivery-status", "message/rfc822"]
+    assert types == ["text/plain", "message/delivery-status", "text/rfc822-headers"]
     assert msg["From"].addresses[0].addr_spec == "MAILER-DAEMON@mail.a.test"
     assert msg["To"].addresses[0].addr_spec == "alice@a.test"
     assert msg["Auto-Submitted"] == "auto-replied"
@@ -60,21 +60,29 @@ def test_delivery_status_fields_per_message_and_per_recipient():
     assert second["Final-Recipient"] == "rfc822;carol@b.test" and second["Status"] == "5.2.2"
 
 
-def test_full_original_is_returned_by_default_and_with_ret_full():
-    for ret in (None, "FULL"):
-        _, msg = dsn([FAILED], ret=ret)
+def test_only_the_header_section_comes_back_unless_an_authenticated_sender_asked_ret_full():
+    for ret in (None, "HDRS", "FULL"):
+        raw, msg = dsn([FAILED], ret=ret)
         returned = list(msg.iter_parts())[2]
-        inner = returned.get_payload()[0]
-        assert inner["Subject"] == "hello"
-        assert "line two" in inner.get_content()
+        assert returned.get_content_type() == "text/rfc822-headers"
+        assert "Subject: hello" in returned.get_content()
+        assert b"line one" not in raw
 
 
-def test_ret_hdrs_returns_only_the_header_section():
-    raw, msg = dsn([FAILED], ret="HDRS")
+def test_ret_full_from_an_authenticated_sender_returns_the_whole_message():
+    _, msg = dsn([FAILED], ret="FULL", account_id=7)
     returned = list(msg.iter_parts())[2]
-    assert returned.get_content_type() == "text/rfc822-headers"
-    assert "Subject: hello" in returned.get_content()
-    assert b"line one" not in raw
+    inner = returned.get_payload()[0]
+    assert inner["Subject"] == "hello"
+    assert "line two" in inner.get_content()
+    _, msg = dsn([FAILED], ret=None, account_id=7)
+    assert list(msg.iter_parts())[2].get_content_type() == "text/rfc822-headers"
+
+
+def test_lost_original_leaves_the_optional_third_part_out():
+    _, msg = dsn([FAILED], message=None)
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "message/delivery-status"]
+    assert list(msg.iter_parts())[1].get_payload()[1]["Status"] == "5.1.1"
 
 
 def test_delay_report_has_will_retry_until_and_only_headers():

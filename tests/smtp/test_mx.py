@@ -302,3 +302,13 @@ def test_over_quota_recipient_among_others_is_bounced_after_acceptance(make_serv
     original, report = smtp.inbox(BOB)
     assert b"Subject: big" in original
     assert b"multipart/report" in report and b"Status: 5.2.2" in report and ALICE.encode() in report
+
+
+def test_rcpt_to_an_alias_loop_is_refused_5_4_6_and_the_session_goes_on(smtp):
+    smtp.call(smtp.store.accounts.add_alias("ping@example.test", ["pong@example.test"]))
+    smtp.call(smtp.store.accounts.add_alias("pong@example.test", ["ping@example.test"]))
+    client = smtp.raw()
+    client.command("EHLO c.test")
+    client.command("MAIL FROM:<c@remote.test>")
+    assert client.command("RCPT TO:<ping@example.test>") == (550, "5.4.6 <ping@example.test>: alias loop")
+    assert client.command(f"RCPT TO:<{ALICE}>")[0] == 250

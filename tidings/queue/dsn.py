@@ -2,15 +2,18 @@
 
 A DSN is a multipart/report (RFC 6522) with report-type=delivery-status: a human-readable part, a
 message/delivery-status part (per-message fields, then one field group per recipient) and the
-original message or only its headers (RFC 3461 section 4.3, RET). It is sent from MAILER-DAEMON with
+original's header section as text/rfc822-headers (RFC 3462 / RFC 6522 section 3). Only a sender who
+authenticated to us and asked for RET=FULL (RFC 3461 section 4.3) gets the whole message back: for
+anyone else the reverse-path may be forged, and returning whole messages to it would turn us into a
+reflector of spam (backscatter). A body missing from storage leaves the third part out (it is
+optional). It is sent from MAILER-DAEMON with
 the null reverse-path, so it can never cause another DSN (RFC 5321 section 4.5.5); a message whose
 own sender is null is never bounced, only logged.
 
 Which recipients get reported follows their NOTIFY parameter (RFC 3461 section 4.1); without one we
 report failures and delays (the "FAILURE,DELAY" default that section allows).
 
-`bounce(app, original, reports)` is also used by the SMTP server for recipients that fail after the
-message was accepted (over quota at DATA time).
+`bounce(app, original, reports)` also serves callers without a queue entry (`Original`).
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from tidings.mail.address import BadAddress
+from tidings.store import NotFound
 from tidings.store.delivery import Envelope
 
 log = logging.getLogger(__name__)
 
 Action = Literal["failed", "delayed", "delivered", "relayed", "expanded"]
-FULL_RETURN_LIMIT = 512 * 1024  # without RET, larger messages come back as headers only
 
 _NOTIFY_KEYWORD = {
     "failed": "FAILURE",
@@ -53,17 +56,19 @@ class OriginalMessage(Protocol):
     created_at: float
     envid: str | None
     ret: str | None
+    account_id: int | None  # set when the sender authenticated to us
 
 
 @dataclass(frozen=True)
 class Original:
-    """A message that never was in the queue (the SMTP server bouncing at DATA time)."""
+    """A message that never was in the queue."""
 
     sender: str
     blob_hash: str
     created_at: float
     envid: str | None = None
     ret: str | None = None
+    account_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -94,10 +99,10 @@ def build_dsn(
     reporting_mta: str,
     original: OriginalMessage,
     reports: list[RecipientReport],
-    message: bytes,
+    message: bytes | None,
     now: float | None = None,
 ) -> bytes:
-    """The DSN message (CRLF line ends) reporting `reports` about `message`."""
+    """The DSN message (CRLF line ends) reporting `reports` about `message` (None: body lost)."""
     now = time.time() if now is None else now
     action = reports[0].action
     kind = "failed" if action == "failed" else "delayed" if action == "delayed" else "delivered"
@@ -111,13 +116,6 @@ def build_dsn(
     for report in reports:
         status_fields.append("")
         status_fields.extend(_recipient_fields(report))
-
-    headers, _ = _split_message(message)
-    return_full = kind == "failed" and (
-        (original.ret or "").upper() == "FULL" or (original.ret is None and len(message) <= FULL_RETURN_LIMIT)
-    )
-    returned = message if return_full else headers
-    returned_type = "message/rfc822" if return_full else "text/rfc822-headers"
 
     lines = [
         f"From: Mail Delivery System <MAILER-DAEMON@{reporting_mta}>",
@@ -141,13 +139,19 @@ def build_dsn(
         "",
         *status_fields,
         "",
-        f"--{boundary}",
-        f"Content-Type: {returned_type}",
     ]
     head = "\r\n".join(lines).encode("utf-8")
+    if message is None:
+        return head + f"\r\n--{boundary}--\r\n".encode()
+    return_full = (
+        kind == "failed" and (original.ret or "").upper() == "FULL" and original.account_id is not None
+    )
+    returned = message if return_full else _split_message(message)[0]
+    returned_type = "message/rfc822" if return_full else "text/rfc822-headers"
     encoding = b"7bit" if returned.isascii() else b"8bit"
     body = (
-        b"Content-Transfer-Encoding: "
+        f"--{boundary}\r\nContent-Type: {returned_type}\r\n".encode()
+        + b"Content-Transfer-Encoding: "
         + encoding
         + b"\r\n\r\n"
         + _crlf(returned).rstrip(b"\r\n")
@@ -161,7 +165,7 @@ async def bounce(app, original: OriginalMessage, failed_recipients: list[Recipie
     """Send a failure DSN for `failed_recipients` to the original sender. Recipients whose NOTIFY
     excludes FAILURE are left out; returns False when nothing was sent (null sender, NOTIFY=NEVER).
 
-    Usable from the SMTP server: `bounce(app, Original(sender, blob_hash, time.time(), envid, ret),
+    Usable without a queue entry: `bounce(app, Original(sender, blob_hash, time.time(), envid, ret),
     [RecipientReport(address, "failed", "5.2.2", "552 5.2.2 mailbox full", notify=..., orcpt=...)])`.
     """
     return await send_report(app, original, [r for r in failed_recipients if r.action == "failed"])
@@ -180,7 +184,10 @@ async def send_report(app, original: OriginalMessage, reports: list[RecipientRep
         )
         return False
     store = app.store
-    message = await store.blobs.get(original.blob_hash)
+    try:
+        message = await store.blobs.get(original.blob_hash)
+    except NotFound:
+        message = None  # reported without the original rather than not at all
     report = build_dsn(reporting_mta=app.config.hostname, original=original, reports=reports, message=message)
     local, remote = await _report_recipients(store, original.sender)
     if not local and not remote:

@@ -20,8 +20,10 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from dataclasses import replace
 
 from tidings.mail.address import BadAddress
+from tidings.mail.hops import MAX_HOPS, hop_count
 from tidings.net.tls import client_context
 from tidings.notify import Change
 from tidings.queue import backoff
@@ -30,7 +32,7 @@ from tidings.queue.mx import Resolver, RoutingError, make_resolver, next_hops
 from tidings.queue.outcome import Attempt, deferred, failed
 from tidings.queue.relay import RelayJob, RelayRecipient, relay
 from tidings.queue.signing import sign_outbound
-from tidings.store import NotFound
+from tidings.store import AliasLoop, NotFound
 from tidings.store.delivery import Envelope
 from tidings.store.queue import QueueEntry, QueueRecipient, RecipientOutcome
 
@@ -133,41 +135,67 @@ class QueueWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            # Whatever broke, the entry goes through the same conclusion as any attempt, so it still
+            # expires (and bounces) at the end of its lifetime instead of being retried for ever.
             log.exception("delivery attempt for queue entry %s failed", entry.id)
-            now = time.time()
-            with contextlib.suppress(Exception):
-                await self.store.queue.record(
-                    entry.id,
-                    [],
-                    backoff.next_attempt_at(now, entry.attempts, entry.release_at, self.settings),
-                    error=f"internal error: {exc}",
-                )
+            internal = deferred("4.3.0", f"internal error: {exc}")
+            try:
+                await self._conclude(entry, {r.id: internal for r in entry.pending})
+            except Exception:
+                log.exception("queue %s: recording the failed attempt failed", entry.id)
+                with contextlib.suppress(Exception):
+                    await self.store.queue.record(
+                        entry.id,
+                        [],
+                        backoff.next_attempt_at(time.time(), entry.attempts, entry.release_at, self.settings),
+                        error=internal.reply,
+                        node_id=self.node_id,
+                    )
         finally:
             self._inflight.pop(entry.id, None)
             self._wake.set()
 
     # -- one attempt ---------------------------------------------------------------------------
 
-    async def deliver_entry(self, entry: QueueEntry) -> bool:
+    async def deliver_entry(self, entry: QueueEntry) -> bool | None:
         """Attempt every pending recipient once, send the DSNs that are due, record the outcome.
-        Returns True when the entry is finished (nothing pending any more)."""
-        raw = await self.store.blobs.get(entry.blob_hash)
+        Returns True when the entry is finished (nothing pending any more), None when another node
+        took the entry over meanwhile (nothing recorded)."""
+        try:
+            raw = await self.store.blobs.get(entry.blob_hash)
+        except NotFound:
+            log.error("queue %s: message body %s is missing; bouncing", entry.id, entry.blob_hash)
+            lost = failed("5.3.0", "the message was lost from the mail system's storage", code=554)
+            return await self._conclude(entry, {r.id: lost for r in entry.pending})
         by_domain: dict[str, list[QueueRecipient]] = defaultdict(list)
         for recipient in entry.pending:
             by_domain[recipient.domain].append(recipient)
         local = {d for d in by_domain if await self.store.accounts.is_local_domain(d)}
         outgoing = raw
-        if set(by_domain) - local:
+        remote = set(by_domain) - local
+        too_many_hops = bool(remote) and hop_count(raw) > MAX_HOPS
+        if remote and not too_many_hops:
             outgoing = await sign_outbound(self.store, entry.sender, raw)
 
         results: dict[int, Attempt] = {}
 
         async def one_domain(domain: str, recipients: list[QueueRecipient]) -> None:
-            if domain in local:
+            # One domain's trouble stays its own: the others' results (e.g. already relayed) are kept.
+            try:
+                if domain in local:
+                    for recipient in recipients:
+                        results[recipient.id] = await self._deliver_local(entry, recipient, raw)
+                elif too_many_hops:
+                    # RFC 5321 section 6.3: a message that went through this many relays is looping.
+                    loop = failed("5.4.6", f"Too many hops ({hop_count(raw)} Received fields)", code=554)
+                    results.update({r.id: loop for r in recipients})
+                else:
+                    results.update(await self._relay_domain(entry, domain, recipients, outgoing))
+            except Exception as exc:
+                log.exception("queue %s: delivery to %s failed", entry.id, domain)
+                broken = deferred("4.3.0", f"internal error: {exc}")
                 for recipient in recipients:
-                    results[recipient.id] = await self._deliver_local(entry, recipient, raw)
-            else:
-                results.update(await self._relay_domain(entry, domain, recipients, outgoing))
+                    results.setdefault(recipient.id, broken)
 
         await asyncio.gather(*(one_domain(d, rs) for d, rs in by_domain.items()))
         return await self._conclude(entry, results)
@@ -203,6 +231,8 @@ class QueueWorker:
             targets = await store.accounts.resolve(recipient.address)
         except BadAddress:
             return failed("5.1.3", f"bad recipient address {recipient.address}", code=501)
+        except AliasLoop as exc:
+            return failed("5.4.6", f"{recipient.address}: {exc}", code=554)
         if targets is None:
             return failed("5.1.1", f"no such user here: {recipient.address}")
         delivered, over_quota, forwards = False, False, []
@@ -237,7 +267,7 @@ class QueueWorker:
             return failed("5.2.2", f"mailbox of {recipient.address} is full", code=552)
         return failed("5.1.1", f"no such user here: {recipient.address}")
 
-    async def _conclude(self, entry: QueueEntry, results: dict[int, Attempt]) -> bool:
+    async def _conclude(self, entry: QueueEntry, results: dict[int, Attempt]) -> bool | None:
         """Turn this attempt's results into DSNs and the recorded outcome."""
         settings = self.settings
         now = time.time()
@@ -281,15 +311,23 @@ class QueueWorker:
             outcomes.append(RecipientOutcome(recipient.id, state, attempt.reply, attempt.remote_mta))
 
         warn = bool(delays) and backoff.delay_warning_due(now, entry.release_at, entry.delay_warned, settings)
-        # A failing report must not undo the attempt: recording it matters more (no repeated delivery).
-        for reports, send in (
-            (failures, bounce),
-            (successes, send_report),
-            (delays if warn else [], send_report),
-        ):
+        if failures:
+            try:
+                await bounce(self.app, entry, failures)
+            except Exception:
+                log.exception("queue %s: sending the failure DSN failed", entry.id)
+                if not expired:
+                    # The sender must hear of the failure: keep the recipients and try again later
+                    # rather than drop the message without a word.
+                    outcomes = [replace(o, status="pending") if o.status == "failed" else o for o in outcomes]
+                    first_error = first_error or "failure report could not be sent yet"
+                else:
+                    log.error("queue %s: expired and its failure DSN cannot be sent; giving up", entry.id)
+        # A failing success or delay report must not undo the attempt: recording it matters more.
+        for reports in (successes, delays if warn else []):
             if reports:
                 try:
-                    await send(self.app, entry, reports)
+                    await send_report(self.app, entry, reports)
                 except Exception:
                     log.exception("queue %s: sending the %s DSN failed", entry.id, reports[0].action)
         for report in failures:
@@ -300,7 +338,11 @@ class QueueWorker:
             backoff.next_attempt_at(now, entry.attempts, entry.release_at, settings),
             error=first_error,
             delay_warned=True if warn else None,
+            node_id=self.node_id,
         )
+        if finished is None:
+            log.warning("queue %s: claimed by another node meanwhile; this attempt is not recorded", entry.id)
+            return None
         if not finished:
             log.info("queue %s: deferred (%s)", entry.id, first_error)
         return finished

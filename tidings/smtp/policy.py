@@ -4,6 +4,7 @@ The rules (also in the operator documentation):
 
 - Mail for our domains is accepted from anyone when the address resolves (account, alias, plus
   address, catch-all); an unknown user in a local domain is refused at RCPT (550 5.1.1).
+- Aliases that point at each other are refused at RCPT (550 5.4.6), not expanded for ever.
 - Mail for other domains is relayed only for authenticated sessions; otherwise 554 5.7.1. There is
   no IP-based relay permission, so the server is never an open relay.
 - An authenticated user sends only as one of `store.accounts.senders_allowed(account)` (their
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from tidings.mail.address import BadAddress, parse_address
-from tidings.store import NotFound, Store
+from tidings.store import AliasLoop, NotFound, Store
 from tidings.store.accounts import Account
 
 
@@ -98,7 +99,10 @@ async def route_recipient(
         normal = str(parse_address(address))
     except BadAddress as exc:
         raise PolicyRefusal(501, "5.1.3", f"Bad recipient address syntax: {exc}") from None
-    targets = await store.accounts.resolve(normal)
+    try:
+        targets = await store.accounts.resolve(normal)
+    except AliasLoop:
+        raise PolicyRefusal(550, "5.4.6", f"<{normal}>: alias loop") from None  # RFC 3463: routing loop
     if targets is None:
         domain = normal.rpartition("@")[2]
         if await store.accounts.is_local_domain(domain):

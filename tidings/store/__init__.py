@@ -14,7 +14,7 @@ from tidings.config import Config
 from tidings.notify import Hub
 from tidings.store.accounts import Accounts
 from tidings.store.blobs import BlobStore
-from tidings.store.database import AlreadyExists, Database, NotFound, OverQuota, StoreError
+from tidings.store.database import AliasLoop, AlreadyExists, Database, NotFound, OverQuota, StoreError
 from tidings.store.delivery import AcceptResult, Delivery, Envelope
 from tidings.store.mailboxes import Mailboxes
 from tidings.store.migrate import migrate
@@ -59,6 +59,7 @@ class Store:
 
 __all__ = [
     "AcceptResult",
+    "AliasLoop",
     "AlreadyExists",
     "Envelope",
     "NotFound",

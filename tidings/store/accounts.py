@@ -17,7 +17,7 @@ from tidings.auth.passwords import (
 )
 from tidings.mail.address import BadAddress, normalise_domain, parse_address
 from tidings.store import schema as s
-from tidings.store.database import AlreadyExists, Database, NotFound, StoreError, Tx
+from tidings.store.database import AliasLoop, AlreadyExists, Database, NotFound, StoreError, Tx
 
 # Every new account gets these, with their RFC 6154 special-use attributes.
 DEFAULT_MAILBOXES = [
@@ -392,7 +392,7 @@ def resolve_rows(tx: Tx, address: str, depth: int = 0) -> list[str] | None:
 
 def _expand(tx: Tx, targets: list[str], depth: int) -> list[str] | None:
     if depth >= 10:
-        raise StoreError("alias loop (more than 10 levels)")
+        raise AliasLoop("alias loop (more than 10 levels)")
     result: list[str] = []
     for target in targets:
         resolved = resolve_rows(tx, target, depth + 1)

@@ -52,6 +52,10 @@ class OverQuota(StoreError):
     pass
 
 
+class AliasLoop(StoreError):
+    """Alias expansion went deeper than its limit: aliases that point at each other."""
+
+
 @dataclass
 class Tx:
     """One unit of work inside a (possibly shared) transaction."""
@@ -310,6 +314,7 @@ def _resolve_all(results) -> None:
 
 
 __all__ = [
+    "AliasLoop",
     "AlreadyExists",
     "Database",
     "NotFound",

@@ -189,12 +189,25 @@ class Queue:
         next_attempt_at: float | None,
         error: str | None = None,
         delay_warned: bool | None = None,
-    ) -> bool:
-        """Save an attempt's outcome and release the claim. Returns True when the entry is finished."""
+        node_id: str | None = None,
+    ) -> bool | None:
+        """Save an attempt's outcome and release the claim. Returns True when the entry is finished.
 
-        def op(tx: Tx) -> bool:
+        With `node_id`, the outcome is saved only while that node still holds the claim: a node whose
+        lease lapsed (a stalled process) must not overwrite or delete an entry another node has
+        claimed and is delivering since; it gets None and records nothing (the other node's attempt
+        decides, at worst repeating a delivery as RFC 5321 section 6.1 allows)."""
+
+        def op(tx: Tx) -> bool | None:
             now = time.time()
             qr = s.queue_recipients
+            if node_id is not None:
+                query = select(s.queue.c.claimed_by).where(s.queue.c.id == queue_id)
+                if tx.is_postgres:
+                    query = query.with_for_update()  # no other node's claim can slip in before our update
+                holder = tx.conn.execute(query).first()
+                if holder is None or holder.claimed_by != node_id:
+                    return None
             for outcome in outcomes:
                 tx.conn.execute(
                     update(qr)
