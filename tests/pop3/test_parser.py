@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tidings.pop3 import parser as p
+from tidings.pop3 import wire
 from tidings.pop3.wire import multiline, multiline_lines, status, top_of, with_crlf
 
 
@@ -120,3 +121,36 @@ def test_top_of_message_without_body_or_header():
     assert top_of(b"Subject: only header\r\n", 5) == b"Subject: only header\r\n"
     assert top_of(b"\r\nbody one\r\nbody two\r\n", 1) == b"\r\nbody one\r\n"
     assert top_of(b"Subject: x\r\n\r\nunterminated", 3) == b"Subject: x\r\n\r\nunterminated"
+
+
+@pytest.mark.parametrize("piece_size", [1, 2, 3, 7, 64, 256 * 1024])
+def test_message_pieces_equal_the_whole_reply_at_any_piece_size(monkeypatch, piece_size):
+    monkeypatch.setattr(wire, "PIECE_SIZE", piece_size)
+    samples = [
+        b"",
+        b"a",
+        b".",
+        b"Subject: x\r\n\r\n.dot\r\n..two\r\nend",
+        b"Subject: x\n\n.bare\n.lf\n",
+        b"Subject: x\r\n\r\nlong " + b"y" * 50 + b"\r\n.\r\n",
+        b"\r\n.body only\r\n",
+        b"odd\r\rline\r\n.x\r",
+    ]
+    for raw in samples:
+        expected = multiline(with_crlf(raw))
+        assert b"".join(wire.message_pieces(raw)) == expected, raw
+        for lines in (0, 1, 2, 10**8):
+            top = multiline(top_of(with_crlf(raw), lines))
+            assert b"".join(wire.message_pieces(raw, wire.top_length(raw, lines))) == top, (raw, lines)
+
+
+@given(st.binary(max_size=60).map(lambda b: bytes(b"a.\r\n"[x % 4] for x in b)), st.integers(0, 5))
+def test_message_pieces_match_the_whole_reply_for_any_text(raw, lines):
+    original = wire.PIECE_SIZE
+    wire.PIECE_SIZE = 5
+    try:
+        assert b"".join(wire.message_pieces(raw)) == multiline(with_crlf(raw))
+        top = multiline(top_of(with_crlf(raw), lines))
+        assert b"".join(wire.message_pieces(raw, wire.top_length(raw, lines))) == top
+    finally:
+        wire.PIECE_SIZE = original

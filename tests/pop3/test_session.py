@@ -4,13 +4,16 @@ response codes, RFC 2595 STLS, RFC 5034 AUTH, locking, UPDATE-only deletion, thr
 from __future__ import annotations
 
 import base64
+import logging
 import poplib
 import socket
+import struct
 import time
 
 import pytest
 
 from tests.pop3.conftest import ALICE, PASSWORD, Pop3Server, client_tls, message
+from tests.support.pressure import LoopLag, memory_kib
 from tidings.config import AuthSettings, Limits
 
 
@@ -431,3 +434,78 @@ def test_the_maildrop_lock_is_per_database_so_two_servers_in_one_process_do_not_
     assert first.noop().startswith(b"+OK") and second.noop().startswith(b"+OK")
     first.quit()
     second.quit()
+
+
+# -- bounded output and quiet ends ------------------------------------------------------------------
+
+
+def big_message(megabytes: int) -> bytes:
+    line = b"." + b"x" * 68 + b"\r\n"  # leading dots: every line needs byte-stuffing
+    return message("big") + line * (megabytes * 1024 * 1024 // len(line))
+
+
+BOB = "bob@example.test"
+
+
+def test_pipelined_top_flood_by_a_client_that_never_reads_is_bounded(make_server):
+    running = make_server("pop", listeners=("pop3",), auth=AuthSettings(allow_plaintext=True))
+    pop = Pop3Server(running)
+    pop.deliver(big_message(10))
+    running.add_user(BOB, PASSWORD)
+    assert running.call(running.store.delivery.deliver_local(BOB, message("small")))
+    flooder = pop.wire(tls=False)
+    flooder.login()
+    before = memory_kib()
+    with LoopLag(running) as lag:
+        flooder.send(b"TOP 1 100000000\r\n" * 30)  # ~500 bytes asking for ~300 MB of replies
+        time.sleep(2)
+        other = pop.wire(tls=False)
+        started = time.monotonic()
+        other.login(BOB)
+        assert other.command("STAT").startswith(b"+OK 1 ")
+        answered_in = time.monotonic() - started
+        grown = memory_kib() - before
+    assert grown < 64 * 1024, f"server grew by {grown} KiB"
+    assert answered_in < 1.0 and lag.max < 0.1, (answered_in, lag.max)
+    # The flooder still gets complete, correct replies once it reads.
+    flooder.sock.settimeout(10)
+    assert flooder.line() == b"+OK top of message follows\r\n"
+    body = flooder.multiline()
+    assert body[-1] == b".." + b"x" * 68 + b"\r\n" and len(body) > 100_000
+    flooder.close()
+    other.close()
+
+
+def test_pipelined_noop_flood_does_not_stall_other_clients(make_server):
+    running = make_server("pop", listeners=("pop3",), auth=AuthSettings(allow_plaintext=True))
+    pop = Pop3Server(running)
+    running.add_user(BOB, PASSWORD)
+    flooder = pop.wire(tls=False)
+    flooder.login()
+    with LoopLag(running) as lag:
+        flooder.send(b"NOOP\r\n" * 100_000)
+        time.sleep(1)
+    assert lag.max < 0.1, lag.max
+    flooder.close()
+
+
+def test_client_resetting_during_pass_ends_the_session_quietly(make_server, caplog):
+    uvloop = pytest.importorskip("uvloop")  # `tidings serve` runs on uvloop when it is installed
+    running = make_server(
+        "pop",
+        listeners=("pop3",),
+        auth=AuthSettings(allow_plaintext=True),
+        loop_factory=uvloop.new_event_loop,
+    )
+    pop = Pop3Server(running)
+    for password in (PASSWORD, "wrong password 1"):
+        wire = pop.wire(tls=False)
+        assert wire.command(f"USER {ALICE}").startswith(b"+OK")
+        wire.send(f"PASS {password}\r\n".encode())
+        wire.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        wire.close()  # RST while the password is being checked
+    time.sleep(1.5)
+    wire = pop.wire(tls=False)
+    wire.login()  # the maildrop lock was released
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert not errors, [record.getMessage() for record in errors]

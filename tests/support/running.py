@@ -46,6 +46,7 @@ class RunningServer:
         **overrides: Any,
     ) -> None:
         self.host = host
+        self.loop = overrides.pop("loop_factory", asyncio.new_event_loop)()  # uvloop.new_event_loop too
         limits = overrides.pop("limits", Limits())
         queue = overrides.pop("queue", QueueSettings(poll_interval=0.2, retry_base=1.0, retry_max=5.0))
         auth = overrides.pop("auth", AuthSettings())
@@ -63,7 +64,6 @@ class RunningServer:
             node_id=overrides.pop("node_id", f"test-{uuid.uuid4().hex[:12]}"),
             **overrides,
         )
-        self.loop = asyncio.new_event_loop()
         self.server = Server(self.config)
         self._thread = threading.Thread(target=self.loop.run_forever, name="tidings-test-server", daemon=True)
         self.ports: dict[str, int] = {}

@@ -18,7 +18,9 @@ async def start(app, name: str, host: str, port: int) -> Listener:
     implicit_tls = name == "pop3s"
 
     async def run_session(reader, writer) -> None:
-        stream = LineStream(reader, writer, max_line=MAX_COMMAND_LINE)
+        stream = LineStream(
+            reader, writer, max_line=MAX_COMMAND_LINE, drain_timeout=app.config.limits.idle_timeout
+        )
         await Session(app, stream, starttls_offered=not implicit_tls).run()
 
     return await start_stream_listener(app, name, host, port, run_session, implicit_tls=implicit_tls)

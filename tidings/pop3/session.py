@@ -30,7 +30,7 @@ from tidings.pop3 import parser as p
 from tidings.pop3.errors import Refused
 from tidings.pop3.maildrop import LOCKS, Maildrop
 from tidings.pop3.stream import LineStream, LineTooLong
-from tidings.pop3.wire import multiline, multiline_lines, status, top_of, with_crlf
+from tidings.pop3.wire import message_pieces, multiline_lines, status, top_length
 from tidings.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ class Session:
                 if line is None:
                     break
                 await self.execute(line)
+                await self.stream.pace()  # no further command while the client is not reading
             await self.stream.flush()
         except (ConnectionError, OSError) as error:
             log.debug("pop3 connection from %s ended: %s", self.peer, error)
@@ -342,7 +343,7 @@ async def uidl(session: Session, cmd: p.Uidl) -> None:
 
 
 async def _content(session: Session, number: int) -> tuple[int, bytes]:
-    """The numbered message's size and CRLF content; -ERR if it vanished (expunged over IMAP)."""
+    """The numbered message's size and stored content; -ERR if it vanished (expunged over IMAP)."""
     maildrop = _maildrop(session)
     message = maildrop.message(number)
     waiter = session.waiter
@@ -359,7 +360,15 @@ async def _content(session: Session, number: int) -> tuple[int, bytes]:
     except OSError:
         log.warning("pop3: blob %s of message uid %s is missing", message.blob_hash, message.uid)
         raise Refused(f"message {number} is not available", "SYS/TEMP") from None
-    return message.size, with_crlf(raw)
+    return message.size, raw
+
+
+async def _send_message(session: Session, content: bytes, end: int | None = None) -> None:
+    """Send content[:end] as a multi-line response, piece by piece, waiting for the client to
+    read when it falls behind: a reply never sits in memory whole, transformed."""
+    for piece in message_pieces(content, end):
+        session.stream.write(piece)
+        await session.stream.pace()
 
 
 @command(p.Retr, TRANSACTION)
@@ -367,9 +376,8 @@ async def retr(session: Session, cmd: p.Retr) -> None:
     """RFC 1939 section 5: the whole message, byte-stuffed; it gets \\Seen at QUIT."""
     size, content = await _content(session, cmd.number)
     session.reply(True, f"{size} octets")
-    session.stream.write(multiline(content))
+    await _send_message(session, content)
     _maildrop(session).message(cmd.number).retrieved = True
-    await session.stream.flush()  # a large message: let the transport push back
 
 
 @command(p.Top, TRANSACTION)
@@ -377,7 +385,7 @@ async def top(session: Session, cmd: p.Top) -> None:
     """RFC 1939 section 7: the header, the blank line and the first n body lines."""
     _, content = await _content(session, cmd.number)
     session.reply(True, "top of message follows")
-    session.stream.write(multiline(top_of(content, cmd.lines)))
+    await _send_message(session, content, top_length(content, cmd.lines))
 
 
 @command(p.Dele, TRANSACTION)

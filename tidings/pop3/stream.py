@@ -4,7 +4,12 @@ Reads never hold more than `max_line` octets of one line in memory: a longer lin
 its LF and reported as `LineTooLong`, so a client sending 10 MB without a newline costs us a 64 KiB
 read buffer, not 10 MB; past `max_discard` octets the session gives up on the client.
 Writes are buffered by the transport and flushed (drained) by the session when it has answered every
-command it has already received, which is what makes pipelining (RFC 2449 section 6.6) cheap.
+command it has already received, which is what makes pipelining (RFC 2449 section 6.6) cheap. The
+output is bounded all the same: past OUTPUT_HIGH_WATER buffered octets the session waits for the
+client to read (`pace`) before it produces more or reads the next command, so a client that pipelines
+and never reads costs us a fixed amount of memory, and gets the idle timeout rather than our patience.
+Writing to a connection the client has reset raises ConnectionResetError (the session ends quietly),
+on every event loop (uvloop raises RuntimeError there).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import ssl
 
 READ_CHUNK = 65536
+OUTPUT_HIGH_WATER = 256 * 1024
 
 
 class LineTooLong(Exception):
@@ -30,8 +36,10 @@ class LineStream:
         *,
         max_line: int,
         max_discard: int = 1024 * 1024,
+        drain_timeout: float = 600.0,
     ) -> None:
         self.reader = reader
+        self.drain_timeout = drain_timeout
         self.writer = writer
         self.max_line = max_line
         self.max_discard = max_discard
@@ -85,10 +93,31 @@ class LineStream:
                 raise LineTooLong(fatal=True)
 
     def write(self, data: bytes) -> None:
-        self.writer.write(data)
+        if self.writer.is_closing():
+            raise ConnectionResetError("the client closed the connection")
+        try:
+            self.writer.write(data)
+        except RuntimeError as error:  # uvloop: the handle is already closed
+            raise ConnectionResetError(str(error)) from None
+
+    @property
+    def output_buffered(self) -> int:
+        """Octets written but not yet taken by the client."""
+        transport = self.writer.transport
+        return 0 if transport.is_closing() else transport.get_write_buffer_size()
 
     async def flush(self) -> None:
-        await self.writer.drain()
+        """Wait until the client has taken most of what was written (at most the idle timeout)."""
+        async with asyncio.timeout(self.drain_timeout):
+            await self.writer.drain()
+
+    async def pace(self) -> None:
+        """Between pieces of a long reply, and between pipelined commands: wait for the client if
+        too much output is waiting for it, else let the other sessions run."""
+        if self.output_buffered > OUTPUT_HIGH_WATER:
+            await self.flush()
+        else:
+            await asyncio.sleep(0)
 
     async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
         """Upgrade to TLS (RFC 2595 section 4). Anything the client sent after STLS in plaintext is
