@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequen
 from dataclasses import dataclass
 
 from tidings.imap.commands import BinarySize, BodySection, FetchAttribute, FetchItem
-from tidings.imap.message_data import MessageContext, MessageLoader, email_id
+from tidings.imap.message_data import MessageContext, MessageLoader, email_id, thread_id
 from tidings.imap.states import No
 from tidings.imap.wire import encode_list, encode_value, format_internaldate, literal, quote
 from tidings.mail.message import MessageSummary
@@ -106,6 +106,7 @@ async def fetch_responses(
     condstore: bool = False,
     changed_since: int | None = None,
     flags_changed: Collection[int] = (),
+    thread_ids: Mapping[int, int] | None = None,
 ) -> AsyncIterator[bytes]:
     """One ``* seq FETCH (...)\\r\\n`` response per context, in the order given.
 
@@ -113,6 +114,7 @@ async def fetch_responses(
     ``condstore``: CONDSTORE is enabled, so FLAGS reported because they changed carry MODSEQ.
     ``changed_since``: CHANGEDSINCE (RFC 7162 3.1.4): only messages with a greater mod-sequence,
     each with MODSEQ.  ``flags_changed``: UIDs whose flags this command changed (\\Seen).
+    ``thread_ids``: {messages.id: store thread} for THREADID (RFC 8474 section 5.2).
     """
     requested = _effective_items(items, uid=uid, modseq=changed_since is not None)
     needs = fetch_needs(requested)
@@ -135,7 +137,8 @@ async def fetch_responses(
             message_items = requested
             if context.ref.uid in flags_changed:
                 message_items = _with_changed_flags(requested, condstore)
-            yield _response(context, message_items, summary, raw, utf8)
+            thread = thread_ids.get(context.ref.message_id) if thread_ids else None
+            yield _response(context, message_items, summary, raw, utf8, thread)
     if vanished:
         raise No("Some of the requested messages no longer exist", code="EXPUNGEISSUED")
 
@@ -165,17 +168,23 @@ def _response(
     summary: MessageSummary | None,
     raw: bytes | None,
     utf8: bool,
+    thread: int | None = None,
 ) -> bytes:
-    parts = [_item_response(item, context, summary, raw, utf8) for item in items]
+    parts = [_item_response(item, context, summary, raw, utf8, thread) for item in items]
     return b"* %d FETCH (%s)\r\n" % (context.seq, b" ".join(parts))
 
 
 def _item_response(
-    item: FetchItem, context: MessageContext, summary: MessageSummary | None, raw: bytes | None, utf8: bool
+    item: FetchItem,
+    context: MessageContext,
+    summary: MessageSummary | None,
+    raw: bytes | None,
+    utf8: bool,
+    thread: int | None = None,
 ) -> bytes:
     label = item.response_name().encode("utf-8")
     if isinstance(item, FetchAttribute):
-        return label + b" " + _attribute_value(item.name, context, summary, raw, utf8)
+        return label + b" " + _attribute_value(item.name, context, summary, raw, utf8, thread)
     assert raw is not None
     if isinstance(item, BinarySize):
         section = ".".join(map(str, item.part))
@@ -187,7 +196,12 @@ def _item_response(
 
 
 def _attribute_value(
-    name: str, context: MessageContext, summary: MessageSummary | None, raw: bytes | None, utf8: bool
+    name: str,
+    context: MessageContext,
+    summary: MessageSummary | None,
+    raw: bytes | None,
+    utf8: bool,
+    thread: int | None = None,
 ) -> bytes:
     ref = context.ref
     if name == "UID":
@@ -203,7 +217,8 @@ def _attribute_value(
     if name == "EMAILID":
         return b"(" + email_id(ref).encode("ascii") + b")"
     if name == "THREADID":
-        return b"NIL"  # RFC 8474 section 5.2: allowed when the server does not thread
+        # RFC 8474 section 5.2; NIL only for a message that vanished before it was threaded
+        return b"(" + thread_id(thread).encode("ascii") + b")" if thread is not None else b"NIL"
     if name == "SAVEDATE":
         return quote(format_internaldate(_moment(ref.save_date))) if ref.save_date else b"NIL"
     if name == "RFC822":

@@ -14,7 +14,7 @@ from __future__ import annotations
 from tidings.imap import commands as c
 from tidings.imap.fetch import fetch_responses, seen_targets
 from tidings.imap.message_data import MessageContext, StoreMessageLoader, contexts_for
-from tidings.imap.search import check_charset, evaluate_search, search_reply, uses_modseq
+from tidings.imap.search import check_charset, evaluate_search, search_reply, uses_modseq, uses_threadid
 from tidings.imap.sequence import format_uid_set
 from tidings.imap.sort_thread import (
     check_thread_algorithm,
@@ -35,6 +35,27 @@ def loader_for(session) -> StoreMessageLoader:
     if loader is None:
         loader = session.loader = StoreMessageLoader(session.store.mailboxes, session.account.id)
     return loader
+
+
+_THREADID = c.FetchAttribute("THREADID")
+
+
+async def thread_ids_for(session, contexts, wanted: bool) -> dict[int, int] | None:
+    """{messages.id: thread} for ``contexts`` when THREADID is asked for (RFC 8474)."""
+    if not wanted:
+        return None
+    message_ids = [ctx.ref.message_id for ctx in contexts]
+    return await session.store.threads.thread_ids(session.account.id, message_ids)
+
+
+async def search_selected(session, criteria: c.And, loader) -> list[MessageContext]:
+    """The selected mailbox's messages matching ``criteria`` (SEARCH, SORT and THREAD)."""
+    selected = session.selected
+    contexts = contexts_for(selected.refs)
+    thread_ids = await thread_ids_for(session, contexts, uses_threadid(criteria))
+    return await evaluate_search(
+        criteria, contexts, loader, saved_uids=selected.saved_uids, thread_ids=thread_ids
+    )
 
 
 @command("FETCH", SELECTED, expunge_allowed=False)
@@ -84,6 +105,7 @@ async def fetch(session, cmd: c.Fetch) -> None:
         condstore=session.condstore,
         changed_since=cmd.changed_since,
         flags_changed=flags_changed,
+        thread_ids=await thread_ids_for(session, contexts, _THREADID in cmd.items),
     )
     async for response in responses:
         session.write(response)
@@ -197,10 +219,7 @@ async def search(session, cmd: c.Search) -> None:
     check_charset(cmd.charset)
     if uses_modseq(cmd.criteria):
         session.enabled.add("CONDSTORE")
-    contexts = contexts_for(selected.refs)
-    matched = await evaluate_search(
-        cmd.criteria, contexts, loader_for(session), saved_uids=selected.saved_uids
-    )
+    matched = await search_selected(session, cmd.criteria, loader_for(session))
     reply = search_reply(cmd, matched, esearch=session.rev2)
     session.write(reply.response)
     if reply.saved_uids is not None:
@@ -213,9 +232,7 @@ async def sort(session, cmd: c.Sort) -> None:
     selected = session.selected
     check_charset(cmd.charset)
     loader = loader_for(session)
-    matched = await evaluate_search(
-        cmd.search, contexts_for(selected.refs), loader, saved_uids=selected.saved_uids
-    )
+    matched = await search_selected(session, cmd.search, loader)
     ordered = await sort_messages(cmd.criteria, matched, loader)
     reply = sort_reply(cmd, ordered)
     session.write(reply.response)
@@ -226,12 +243,9 @@ async def sort(session, cmd: c.Sort) -> None:
 @command("THREAD", SELECTED, expunge_allowed=False)
 async def thread(session, cmd: c.Thread) -> None:
     """RFC 5256 THREAD=ORDEREDSUBJECT and THREAD=REFERENCES."""
-    selected = session.selected
     check_charset(cmd.charset)
     check_thread_algorithm(cmd.algorithm)
     loader = loader_for(session)
-    matched = await evaluate_search(
-        cmd.search, contexts_for(selected.refs), loader, saved_uids=selected.saved_uids
-    )
+    matched = await search_selected(session, cmd.search, loader)
     threads = await thread_messages(cmd.algorithm, matched, loader, uid=cmd.uid)
     session.write(format_thread(threads))

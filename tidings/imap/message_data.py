@@ -69,6 +69,12 @@ def email_id(ref: MessageRef) -> str:
     return f"E{ref.message_id:x}"
 
 
+def thread_id(thread: int) -> str:
+    """The RFC 8474 THREADID of a store thread (see :mod:`tidings.store.threads`); "T" keeps it
+    apart from EMAILIDs and MAILBOXIDs."""
+    return f"T{thread:x}"
+
+
 class StoreMessageLoader:
     """A :class:`MessageLoader` over ``store.mailboxes``, whose process-wide caches of parsed
     summaries and recent bodies serve every session (clients re-fetch ENVELOPE/BODYSTRUCTURE

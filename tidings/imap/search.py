@@ -23,8 +23,8 @@ using three-valued logic; only messages the tree cannot yet decide get their sum
 Choices where the RFCs leave room: dates compare as UTC calendar days (INTERNALDATE is written
 in +0000); SENT* compare the Date: header's own calendar day and never match a message without
 a usable Date:; \\Recent is not kept, so RECENT and NEW match nothing and OLD everything;
-THREADID matches nothing (we do not assign thread ids); an empty FROM/TO/CC/BCC/SUBJECT string
-matches messages whose field is non-empty.
+THREADID compares the thread ids the caller looked up (store/threads.py); an empty
+FROM/TO/CC/BCC/SUBJECT string matches messages whose field is non-empty.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from __future__ import annotations
 import datetime
 import time
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tidings.imap.commands import And, Not, Or, PartialRange, Search, SearchCriterion, SearchKey
-from tidings.imap.message_data import MessageContext, MessageLoader, email_id
+from tidings.imap.message_data import MessageContext, MessageLoader, email_id, thread_id
 from tidings.imap.sequence import SequenceSet, format_uid_set
 from tidings.imap.states import No
 from tidings.imap.wire import quote
@@ -74,11 +74,20 @@ def check_charset(charset: str | None) -> None:
 
 def uses_modseq(criteria: SearchCriterion) -> bool:
     """Whether the search mentions MODSEQ, so the reply carries ``(MODSEQ n)`` (RFC 7162 3.1.5)."""
+    return _mentions(criteria, "MODSEQ")
+
+
+def uses_threadid(criteria: SearchCriterion) -> bool:
+    """Whether the search mentions THREADID, so the caller must pass ``thread_ids``."""
+    return _mentions(criteria, "THREADID")
+
+
+def _mentions(criteria: SearchCriterion, key: str) -> bool:
     stack = [criteria]
     while stack:
         node = stack.pop()
         if isinstance(node, SearchKey):
-            if node.name == "MODSEQ":
+            if node.name == key:
                 return True
         elif isinstance(node, And):
             stack.extend(node.keys)
@@ -107,6 +116,7 @@ class _Scope:
     largest_uid: int
     saved_uids: frozenset[int]
     now: float
+    thread_ids: Mapping[int, int]
     resolved: dict[tuple[int, int], tuple[list[int], list[int]]] = field(default_factory=dict)
 
     def in_set(self, sequence_set: SequenceSet, number: int, largest: int, uid: int) -> bool:
@@ -134,18 +144,21 @@ async def evaluate_search(
     *,
     saved_uids: Iterable[int] = (),
     now: float | None = None,
+    thread_ids: Mapping[int, int] | None = None,
 ) -> list[MessageContext]:
     """The contexts matching ``criteria``, in the order given (sequence order).
 
     ``saved_uids``: the UIDs ``$`` stands for (RFC 5182).  ``now``: the clock for OLDER and
-    YOUNGER (``time.time()`` when omitted).  Messages that vanished from the store while being
-    searched do not match.
+    YOUNGER (``time.time()`` when omitted).  ``thread_ids``: {messages.id: store thread} for
+    THREADID (RFC 8474 section 6; see :func:`uses_threadid`).  Messages that vanished from the
+    store while being searched do not match.
     """
     scope = _Scope(
         largest_seq=max((c.seq for c in contexts), default=0),
         largest_uid=max((c.ref.uid for c in contexts), default=0),
         saved_uids=frozenset(saved_uids),
         now=time.time() if now is None else now,
+        thread_ids=thread_ids or {},
     )
     matched: set[int] = set()  # seq numbers
     undecided: list[_Candidate] = []
@@ -249,7 +262,8 @@ def _evaluate_key(key: SearchKey, candidate: _Candidate, scope: _Scope) -> bool 
     if name == "EMAILID":
         return email_id(ref) == args[0]
     if name == "THREADID":
-        return False
+        thread = scope.thread_ids.get(ref.message_id)
+        return thread is not None and thread_id(thread) == args[0]
     raise ValueError(f"unknown search key {name}")
 
 

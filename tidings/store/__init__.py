@@ -1,7 +1,7 @@
 """The store: the one place that knows about SQL and blob files.
 
-Protocols use `Store` and the typed results of its parts (`accounts`, `mailboxes`, `queue`,
-`delivery`); none of them builds a query or opens a blob file. `Store.open` runs pending Alembic
+Protocols use `Store` and the typed results of its parts (`accounts`, `mailboxes`, `threads`,
+`queue`, `delivery`); none of them builds a query or opens a blob file. `Store.open` runs pending Alembic
 migrations, so a new data directory or an upgraded one is ready before any listener starts.
 """
 
@@ -19,6 +19,7 @@ from tidings.store.delivery import AcceptResult, Delivery, Envelope
 from tidings.store.mailboxes import Mailboxes
 from tidings.store.migrate import migrate
 from tidings.store.queue import Queue
+from tidings.store.threads import Threads
 
 
 class Store:
@@ -30,6 +31,7 @@ class Store:
         self.node_id = config.node_id
         self.accounts = Accounts(db)
         self.mailboxes = Mailboxes(db, blobs, hub, self.node_id)
+        self.threads = Threads(db, self.mailboxes)
         self.queue = Queue(db)
         self.delivery = Delivery(db, blobs, hub, self.node_id)
         self._listener = None

@@ -1,4 +1,5 @@
-"""The background indexer: analyses messages that were stored without their MIME summary.
+"""The background indexer: analyses messages that were stored without their MIME summary, then
+gives them their thread ids (store/threads.py).
 
 SMTP acceptance stores the body and the mailbox entry only, so parsing never delays "250 OK". This
 task catches up once new mail has stopped arriving for a moment (and at start-up for anything left
@@ -47,6 +48,9 @@ async def run_indexer(store) -> None:
             wake.clear()
             try:
                 while await store.mailboxes.index_pending(BATCH) == BATCH:
+                    await asyncio.sleep(0)
+                # RFC 8474 thread ids, per account, once the summaries exist.
+                while await store.threads.assign_pending(BATCH) == BATCH:
                     await asyncio.sleep(0)
             except Exception:
                 log.exception("indexing failed; will retry on the next change")

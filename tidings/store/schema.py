@@ -146,6 +146,26 @@ expunged = Table(
     Column("modseq", BigInteger, nullable=False),
 )
 
+# RFC 8474 THREADID, per account (see store/threads.py): the thread of each message an account
+# holds, and the (Message-ID, base subject) digests that lead later messages into a thread.
+# thread_id is the messages.id of the thread's first message.
+message_threads = Table(
+    "message_threads",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("message_id", ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("thread_id", BigInteger, nullable=False),
+    Index("ix_message_threads_thread", "account_id", "thread_id"),
+)
+
+thread_links = Table(
+    "thread_links",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("link", String(32), primary_key=True),
+    Column("thread_id", BigInteger, nullable=False),
+)
+
 queue = Table(
     "queue",
     metadata,
