@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import logging
 import shutil
 import smtplib
+import socket
 import subprocess
 
 import pytest
 
-from tests.smtp.conftest import ALICE, BOB, message
+from tests.smtp.conftest import ALICE, BOB, PASSWORD, SmtpServer, message
+from tests.support.pressure import LoopLag, memory_kib
+from tidings.config import AuthSettings
 
 
 def test_mail_to_a_local_user_lands_in_inbox_with_a_received_header(smtp):
@@ -312,3 +317,53 @@ def test_rcpt_to_an_alias_loop_is_refused_5_4_6_and_the_session_goes_on(smtp):
     client.command("MAIL FROM:<c@remote.test>")
     assert client.command("RCPT TO:<ping@example.test>") == (550, "5.4.6 <ping@example.test>: alias loop")
     assert client.command(f"RCPT TO:<{ALICE}>")[0] == 250
+
+
+# -- bounded output, odd input answered ------------------------------------------------------------
+
+
+def test_an_auth_response_line_over_the_limit_gets_500_5_5_6_and_the_session_goes_on(make_server, caplog):
+    smtp = SmtpServer(make_server("smtp", listeners=("submission",), auth=AuthSettings(allow_plaintext=True)))
+    raw = smtp.raw("submission")
+    raw.command("EHLO client.test")
+    assert raw.command("AUTH PLAIN")[0] == 334
+    code, text = raw.command(b"A" * 5000)
+    assert (code, text[:5]) == (500, "5.5.6"), (code, text)
+    assert raw.command("NOOP")[0] == 250
+    credentials = base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode()
+    assert raw.command(f"AUTH PLAIN {credentials}")[0] == 235
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    raw.close()
+
+
+def test_pipelined_commands_from_a_client_that_never_reads_are_bounded(smtp):
+    flooder = smtp.raw()
+    before = memory_kib()
+    with LoopLag(smtp.running) as lag:
+        flooder.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sent = 0
+        flooder.sock.settimeout(0.5)
+        with contextlib.suppress(TimeoutError):  # the server stops reading once we stop reading
+            for _ in range(200):
+                flooder.sock.sendall(b"HELP\r\n" * 10_000)
+                sent += 1
+        other = smtp.mx()
+        assert other.noop()[0] == 250
+        grown = memory_kib() - before
+    assert sent < 200, "the server kept reading commands whose replies nobody read"
+    assert grown < 64 * 1024, f"server grew by {grown} KiB"
+    assert lag.max < 0.1, lag.max
+    other.close()
+    flooder.close()
+
+
+def test_an_auth_response_line_without_end_closes_the_connection_after_500(make_server):
+    smtp = SmtpServer(make_server("smtp", listeners=("submission",), auth=AuthSettings(allow_plaintext=True)))
+    raw = smtp.raw("submission")
+    raw.command("EHLO client.test")
+    assert raw.command("AUTH PLAIN")[0] == 334
+    with contextlib.suppress(OSError):  # the server may close while we are still sending
+        raw.send(b"A" * 3 * 1024 * 1024)
+    code, text = raw.reply()
+    assert code == 500 and text.startswith("5.5.6")
+    assert raw.closed()

@@ -4,7 +4,10 @@ The session awaits framed input (`read_line`, `read_data`, `read_chunk`) and que
 `send`. Replies are written in one batch when the session next waits for input, which is what
 makes pipelining (RFC 2920) cheap: a client's MAIL/RCPT/DATA group costs one write. Reading is
 paused while the session is busy and the buffer is large, so a flooding client cannot make us
-buffer without bound.
+buffer without bound. Output is bounded the same way: while the transport holds more than its
+high-water mark of unread replies, the session waits (`pace`) before it executes another command
+or reads more input, so a client that pipelines and never reads costs a fixed amount of memory.
+`pace` also yields to the other sessions every few milliseconds of pipelined work.
 
 The connection also owns the idle timer (421 4.4.2 when the client says nothing for too long) and
 the STARTTLS upgrade. It knows nothing about SMTP commands.
@@ -23,6 +26,9 @@ log = logging.getLogger(__name__)
 
 # Unconsumed input above this (outside DATA/BDAT) pauses reading until the session catches up.
 HIGH_WATER = 256 * 1024
+# Queued replies above this are handed to the transport at once (which may then push back).
+REPLY_HIGH_WATER = 64 * 1024
+YIELD_INTERVAL = 0.005
 LINGER_SECONDS = 5.0
 
 
@@ -46,6 +52,9 @@ class Connection(asyncio.Protocol):
         self._paused = False
         self._expect_bulk = False
         self._eof = False
+        self._out_size = 0
+        self._writable: asyncio.Future | None = None  # set while the transport pushes back
+        self._last_yield = self.loop.time()
         self.on_connect = None  # set by the listener: callable(connection) starting the session
 
     # -- asyncio.Protocol --------------------------------------------------------------------
@@ -78,6 +87,16 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost()
+        self.resume_writing()
+
+    def pause_writing(self) -> None:
+        if self._writable is None:
+            self._writable = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
 
     def _lost(self) -> None:
         self.closed = True
@@ -94,11 +113,27 @@ class Connection(asyncio.Protocol):
     def send(self, data: bytes) -> None:
         """Queue a reply; it goes out at the next flush (before waiting for input)."""
         self._out.append(data)
+        self._out_size += len(data)
 
     def flush(self) -> None:
-        if self._out and not self.closed:
+        if self._out and not self.closed and not self.transport.is_closing():
             self.transport.write(b"".join(self._out) if len(self._out) > 1 else self._out[0])
         self._out.clear()
+        self._out_size = 0
+
+    async def pace(self) -> None:
+        """Between pipelined commands: hand over a large batch of replies, wait while the client is
+        not reading them (up to the idle timeout), and let other sessions run now and then."""
+        if self._out_size > REPLY_HIGH_WATER:
+            self.flush()
+        if self._writable is not None and not self.closed:
+            async with asyncio.timeout(self.idle_timeout):
+                await self._writable
+        elif self.loop.time() - self._last_yield > YIELD_INTERVAL:
+            await asyncio.sleep(0)
+        else:
+            return
+        self._last_yield = self.loop.time()
 
     # -- input -------------------------------------------------------------------------------
 
@@ -107,6 +142,7 @@ class Connection(asyncio.Protocol):
             self.flush()
             raise ConnectionClosed()
         self.flush()
+        await self.pace()  # no more input while our replies are not being read
         waiter = self.loop.create_future()
         self._waiter = waiter
         if self._paused:
@@ -131,6 +167,16 @@ class Connection(asyncio.Protocol):
             if line is not None:
                 return line
             await self._wait_for_input()
+
+    async def skip_line(self, limit: int) -> bool:
+        """Drop the rest of an over-long line; False if `limit` bytes pass without its end."""
+        dropped = 0
+        while (more := self.buffer.skip_line()) is not None:
+            dropped += more
+            if dropped > limit:
+                return False
+            await self._wait_for_input()
+        return True
 
     async def read_data(self, max_size: int) -> bytes | _TooBig:
         """A DATA body (dot-unstuffed) or TOO_BIG once its end has been read."""

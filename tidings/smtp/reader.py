@@ -110,6 +110,17 @@ class InputBuffer:
         self._consume_to(newline + 1)
         return line
 
+    def skip_line(self) -> int | None:
+        """Throw away input through the next LF (the rest of a refused over-long line): the number
+        of bytes dropped so far if the LF has not arrived yet, else None."""
+        newline = self._buf.find(b"\n", self._pos)
+        if newline >= 0:
+            self._consume_to(newline + 1)
+            return None
+        dropped = len(self)
+        self._consume_to(len(self._buf))
+        return dropped
+
     def has_line(self) -> bool:
         return self._buf.find(b"\n", self._pos) >= 0
 

@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 # After this many bad commands (syntax errors, commands out of sequence, refused recipients) the
 # connection is dropped: real clients never get there, address harvesters and confused bots do.
 MAX_BAD_COMMANDS = 20
+MAX_SKIPPED_LINE = 1024 * 1024  # an over-long AUTH response line is dropped up to this, then we close
 # RFC 4865: the longest we hold a message for FUTURERELEASE / X-Tidings-Send-At.
 MAX_HOLD_SECONDS = 30 * 86400
 SASL_MECHANISMS = ("PLAIN", "LOGIN")
@@ -188,6 +189,7 @@ class Session:
                     await self.execute(line)
                 except CloseSession:
                     break
+                await conn.pace()
         except ConnectionClosed:
             pass
         except TimeoutError:
@@ -342,7 +344,15 @@ class Session:
     async def challenge(self, prompt: str) -> bytes:
         """One SASL round trip: `334 prompt`, then the client's base64 line ("*" cancels)."""
         self.conn.send(f"334 {prompt}\r\n".encode())
-        line = await self.conn.read_line()
+        try:
+            line = await self.conn.read_line()
+        except LineTooLong:
+            # RFC 4954 section 6: 500 5.5.6; the rest of the line is dropped and the session goes on.
+            if not await self.conn.skip_line(MAX_SKIPPED_LINE):
+                self.send(500, "5.5.6", "Authentication exchange line is too long, closing connection")
+                self.conn.close_lingering()
+                raise CloseSession() from None
+            raise Refused(500, "5.5.6", "Authentication exchange line is too long", bad=True) from None
         if line.strip() == b"*":
             raise Refused(501, "5.0.0", "Authentication cancelled")
         return b64decode_strict(line)
