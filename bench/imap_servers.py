@@ -307,6 +307,12 @@ imap = ["{HOST}:{self.port}"]
 allow_plaintext = true
 # The benchmark logs in thousands of times from one address.
 max_failures_per_ip = 1000000
+
+[limits]
+# Thousands of sessions from a few loopback addresses, many being set up at once.
+connections = 1000000
+connections_per_ip = 1000000
+unauthenticated = 1000000
 """
         )
         self._cli("domain", "add", DOMAIN)

@@ -31,6 +31,11 @@ Example file (every key optional)::
     line_length = 4096          # SMTP command line
     imap_literal = 67108864
     idle_timeout = 300          # seconds for SMTP/POP3; IMAP uses 30 minutes per RFC
+    connections = 5000          # open connections per listener (all its addresses together)
+    connections_per_ip = 100    # per listener and client address (IPv6: per /64)
+    unauthenticated = 500       # per listener: sessions not logged in yet (every MX session)
+    login_timeout = 60          # seconds from connect to login (IMAP, POP3, submission), however busy
+    mx_session_timeout = "10m"  # the whole of an SMTP session on the MX port that does not log in
 
     [queue]
     lifetime = "5d"
@@ -136,6 +141,11 @@ class Limits:
     line_length: int = 4096
     imap_literal: int = 64 * 1024 * 1024
     idle_timeout: float = 300.0
+    connections: int = 5000
+    connections_per_ip: int = 100
+    unauthenticated: int = 500
+    login_timeout: float = 60.0
+    mx_session_timeout: float = 600.0
 
 
 @dataclass
@@ -271,11 +281,11 @@ def _from_dict(raw: dict, base: Path) -> Config:
         kwargs["listen"] = listen
     limits = Limits()
     for key, value in raw.get("limits", {}).items():
-        if key == "idle_timeout":
-            limits.idle_timeout = parse_duration(value)
+        if key in ("idle_timeout", "login_timeout", "mx_session_timeout"):
+            setattr(limits, key, parse_duration(value))
         elif key in ("message_size", "imap_literal"):
             setattr(limits, key, parse_size(value))
-        elif key in ("recipients", "line_length"):
+        elif key in ("recipients", "line_length", "connections", "connections_per_ip", "unauthenticated"):
             limits.__setattr__(key, int(value))
         else:
             raise ConfigError(f"unknown key limits.{key}")

@@ -53,6 +53,8 @@ class App:
     started_at: float = field(default_factory=time.time)
     # Live counters for `tidings status` and the admin pages: name -> open sessions.
     sessions: dict[str, int] = field(default_factory=dict)
+    # Admission counts per listener name (tidings.net.listener.Gate), shared by all its addresses.
+    gates: dict = field(default_factory=dict)
 
     @property
     def hostname(self) -> str:

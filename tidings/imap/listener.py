@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tidings.imap.connection import Connection
 from tidings.imap.session import ImapSession
-from tidings.net.listener import Listener, start_stream_listener
+from tidings.net.listener import Listener, session_limits, start_stream_listener
 
 STREAM_LIMIT = 128 * 1024  # StreamReader buffer cap; the parser bounds lines and literals itself
 
@@ -19,9 +19,22 @@ async def start(app, name: str, host: str, port: int) -> Listener:
     if name not in ("imap", "imaps"):
         raise ValueError(f"not an IMAP listener: {name}")
 
-    async def run_session(reader, writer) -> None:
-        await ImapSession(app, name, Connection(reader, writer)).run()
+    async def run_session(reader, writer, slot) -> None:
+        await ImapSession(app, name, Connection(reader, writer), slot).run()
 
     return await start_stream_listener(
-        app, name, host, port, run_session, implicit_tls=name == "imaps", limit=STREAM_LIMIT
+        app,
+        name,
+        host,
+        port,
+        run_session,
+        implicit_tls=name == "imaps",
+        limits=session_limits(app.config),
+        refusal=refusal,
+        limit=STREAM_LIMIT,
     )
+
+
+def refusal(text: str) -> bytes:
+    """Over a connection limit: BYE instead of a greeting (RFC 9051 7.1.5), UNAVAILABLE (RFC 5530)."""
+    return f"* BYE [UNAVAILABLE] {text}\r\n".encode()

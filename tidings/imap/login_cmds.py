@@ -80,6 +80,7 @@ async def _log_in(session, username: str, password: str):
         throttle.record_failure(ip, address)
         raise No("Invalid user name or password", "AUTHENTICATIONFAILED")
     throttle.record_success(ip, address)
+    session.slot.logged_in()
     session.account = account
     session.state = State.AUTHENTICATED
     session.waiter = Waiter(session.store.hub, account.id)

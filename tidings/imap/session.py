@@ -11,7 +11,8 @@ and flushes once per batch of pipelined commands.
 Rules kept here, in one place:
 
 * state checks (a command in the wrong state gets ``BAD``), and the autologout timers: a short
-  one before login, 30 minutes after (RFC 9051 5.4);
+  one before login, 30 minutes after (RFC 9051 5.4); before login also the listener's absolute
+  login deadline (:class:`~tidings.net.listener.Slot`), which no amount of trickled bytes extends;
 * mailbox updates from other sessions (:class:`~tidings.imap.selected.SelectedMailbox`) are
   picked up only when the change hub woke our :class:`~tidings.notify.Waiter` — never polled;
 * a client that sends nothing but errors is disconnected, so garbage at full speed cannot keep a
@@ -36,6 +37,7 @@ from tidings.imap.connection import FLUSH_THRESHOLD, Connection
 from tidings.imap.parser import ContinuationNeeded, ImapParser, ParseError, RawLine
 from tidings.imap.selected import SelectedMailbox
 from tidings.imap.states import ANSWERED, COMMANDS, Bad, CommandFailed, No, State
+from tidings.net.listener import Slot
 from tidings.notify import Waiter
 from tidings.store import NotFound, OverQuota, StoreError
 
@@ -122,10 +124,11 @@ class ConnectionDone(Exception):
 class ImapSession:
     """One client connection; see the module docstring."""
 
-    def __init__(self, app, listener: str, conn: Connection) -> None:
+    def __init__(self, app, listener: str, conn: Connection, slot: Slot) -> None:
         self.app = app
         self.listener = listener
         self.conn = conn
+        self.slot = slot
         limits = app.config.limits
         max_line = max(limits.line_length, 64 * 1024)
         prelogin = min(PRELOGIN_LITERAL_BYTES, limits.imap_literal)
@@ -288,7 +291,9 @@ class ImapSession:
 
     @property
     def timeout(self) -> float:
-        return PRELOGIN_TIMEOUT if self.state is State.NOT_AUTHENTICATED else AUTHENTICATED_TIMEOUT
+        if self.state is State.NOT_AUTHENTICATED:
+            return self.slot.read_timeout(PRELOGIN_TIMEOUT)
+        return AUTHENTICATED_TIMEOUT
 
     async def read(self, timeout: float) -> bytes:
         """The client's next bytes; autologout when it stays silent for ``timeout`` seconds."""
@@ -296,7 +301,10 @@ class ImapSession:
             async with asyncio.timeout(timeout):
                 data = await self.conn.read()
         except TimeoutError:
-            self.untagged("BYE Autologout: idle for too long")
+            if self.slot.expired:
+                self.untagged("BYE Autologout: time to log in is over")
+            else:
+                self.untagged("BYE Autologout: idle for too long")
             await self.conn.flush()
             raise ConnectionDone() from None
         if not data:

@@ -5,10 +5,11 @@ Only sockets and TLS here; the protocol lives in session.py.
 
 from __future__ import annotations
 
-from tidings.net.listener import Listener, start_stream_listener
+from tidings.net.listener import Listener, session_limits, start_stream_listener
 from tidings.pop3.parser import MAX_COMMAND_LINE
 from tidings.pop3.session import Session
 from tidings.pop3.stream import LineStream
+from tidings.pop3.wire import status
 
 
 async def start(app, name: str, host: str, port: int) -> Listener:
@@ -17,10 +18,24 @@ async def start(app, name: str, host: str, port: int) -> Listener:
         raise ValueError(f"not a POP3 listener name: {name}")
     implicit_tls = name == "pop3s"
 
-    async def run_session(reader, writer) -> None:
+    async def run_session(reader, writer, slot) -> None:
         stream = LineStream(
             reader, writer, max_line=MAX_COMMAND_LINE, drain_timeout=app.config.limits.idle_timeout
         )
-        await Session(app, stream, starttls_offered=not implicit_tls).run()
+        await Session(app, stream, slot, starttls_offered=not implicit_tls).run()
 
-    return await start_stream_listener(app, name, host, port, run_session, implicit_tls=implicit_tls)
+    return await start_stream_listener(
+        app,
+        name,
+        host,
+        port,
+        run_session,
+        implicit_tls=implicit_tls,
+        limits=session_limits(app.config),
+        refusal=refusal,
+    )
+
+
+def refusal(text: str) -> bytes:
+    """Over a connection limit: RFC 2449 section 8 SYS/TEMP, a transient condition."""
+    return status(False, text, "SYS/TEMP")

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 
 from tidings.auth.sasl import SaslError, b64decode_strict, decode_plain
+from tidings.net.listener import Slot
 from tidings.notify import Waiter
 from tidings.pop3 import parser as p
 from tidings.pop3.errors import Refused
@@ -64,8 +65,9 @@ def command(kind: type[p.Command], *states: State) -> Callable[[Handler], Handle
 
 
 class Session:
-    def __init__(self, app, stream: LineStream, *, starttls_offered: bool) -> None:
+    def __init__(self, app, stream: LineStream, slot: Slot, *, starttls_offered: bool) -> None:
         self.app = app
+        self.slot = slot  # the listener's admission; knows the login deadline
         self.store = app.store
         self.config = app.config
         self.stream = stream
@@ -85,7 +87,7 @@ class Session:
                 if not self.stream.has_line():
                     await self.stream.flush()
                 try:
-                    line = await self.stream.read_line(self.config.limits.idle_timeout)
+                    line = await self.stream.read_line(self.read_timeout)
                 except LineTooLong as too_long:
                     self.reply(False, "line too long")
                     if too_long.fatal:
@@ -93,7 +95,10 @@ class Session:
                     continue
                 except TimeoutError:
                     # RFC 1939 section 3: autologout timer; the session ends without UPDATE.
-                    self.reply(False, "autologout: idle for too long")
+                    if self.slot.expired:
+                        self.reply(False, "autologout: time to log in is over", "SYS/TEMP")
+                    else:
+                        self.reply(False, "autologout: idle for too long")
                     break
                 if line is None:
                     break
@@ -129,6 +134,11 @@ class Session:
             log.exception("pop3 command failed for %s", self.peer)
             self.reply(False, "internal error", "SYS/TEMP")
 
+    @property
+    def read_timeout(self) -> float:
+        """The idle timeout, cut short by the login deadline while in AUTHORIZATION."""
+        return self.slot.read_timeout(self.config.limits.idle_timeout)
+
     def reply(self, ok: bool, text: str = "", code: str | None = None) -> None:
         self.stream.write(status(ok, text, code))
 
@@ -162,6 +172,7 @@ class Session:
             throttle.record_failure(self.peer, user)
             raise Refused("invalid user name or password", "AUTH")
         throttle.record_success(self.peer, user)
+        self.slot.logged_in()
         database = self.config.database_url
         if not LOCKS.acquire(database, account.id):
             raise Refused("maildrop is already in use by another session", "IN-USE")
@@ -256,7 +267,7 @@ async def auth(session: Session, cmd: p.Auth) -> None:
         session.stream.write(b"+ \r\n")  # empty challenge: PLAIN is client-first
         await session.stream.flush()
         try:
-            line = await session.stream.read_line(session.config.limits.idle_timeout)
+            line = await session.stream.read_line(session.read_timeout)
         except LineTooLong as too_long:
             raise Refused("SASL response too long", close=too_long.fatal) from None
         if line is None:

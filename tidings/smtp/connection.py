@@ -9,8 +9,9 @@ high-water mark of unread replies, the session waits (`pace`) before it executes
 or reads more input, so a client that pipelines and never reads costs a fixed amount of memory.
 `pace` also yields to the other sessions every few milliseconds of pipelined work.
 
-The connection also owns the idle timer (421 4.4.2 when the client says nothing for too long) and
-the STARTTLS upgrade. It knows nothing about SMTP commands.
+The connection also owns the idle timer (421 4.4.2 when the client says nothing for too long; cut
+short by the listener's session deadline while not logged in, see `net.listener.Slot`) and the
+STARTTLS upgrade. It knows nothing about SMTP commands.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import contextlib
 import logging
 import ssl
 
+from tidings.net.listener import Slot
 from tidings.smtp.reader import TOO_BIG, InputBuffer, _TooBig
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class Connection(asyncio.Protocol):
         self._writable: asyncio.Future | None = None  # set while the transport pushes back
         self._last_yield = self.loop.time()
         self.on_connect = None  # set by the listener: callable(connection) starting the session
+        self.slot: Slot | None = None  # the listener's admission, set before the session starts
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -148,7 +151,8 @@ class Connection(asyncio.Protocol):
         if self._paused:
             self._paused = False
             self.transport.resume_reading()
-        timer = self.loop.call_later(self.idle_timeout, self._idle, waiter)
+        timeout = self.idle_timeout if self.slot is None else self.slot.read_timeout(self.idle_timeout)
+        timer = self.loop.call_later(timeout, self._idle, waiter)
         try:
             await waiter
         finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from tidings.net.listener import TLS_HANDSHAKE_TIMEOUT, Listener
+from tidings.net.listener import TLS_HANDSHAKE_TIMEOUT, Listener, OverLimit, session_limits
 from tidings.smtp.connection import Connection
 from tidings.smtp.policy import RecipientRouter
 from tidings.smtp.session import ListenerMode, Session
@@ -27,13 +27,21 @@ async def start(app, name: str, host: str, port: int) -> Listener:
     limits = app.config.limits
     loop = asyncio.get_running_loop()
 
-    listener = Listener(app, name)
+    # Submission sessions must log in within login_timeout; MX sessions have no login to wait
+    # for, so the same deadline caps the whole of an MX session that does not authenticate.
+    login_timeout = limits.mx_session_timeout if name == "smtp" else limits.login_timeout
+    listener = Listener(app, name, session_limits(app.config, login_timeout), refusal(app.hostname))
     router = RecipientRouter(app.store, app.config.default_domain)
 
     def start_session(conn: Connection) -> None:
-        untrack = listener.track(conn.close)
+        try:
+            conn.slot = listener.admit(conn.peer_ip, conn.close)
+        except OverLimit as over:
+            conn.send(listener.refuse(conn.peer_ip, over))
+            conn.close()
+            return
         task = loop.create_task(Session(app, mode, conn, router).run())
-        task.add_done_callback(lambda _: untrack())
+        task.add_done_callback(lambda _: conn.slot.release())
 
     def make_connection() -> Connection:
         conn = Connection(limits.line_length, limits.idle_timeout)
@@ -50,3 +58,12 @@ async def start(app, name: str, host: str, port: int) -> Listener:
         backlog=512,
     )
     return listener
+
+
+def refusal(hostname: str):
+    """Over a connection limit: 421 instead of the greeting (RFC 5321 section 3.1), 4.7.0 (RFC 3463)."""
+
+    def refuse(text: str) -> bytes:
+        return f"421 4.7.0 {hostname} {text}\r\n".encode()
+
+    return refuse

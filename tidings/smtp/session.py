@@ -193,7 +193,11 @@ class Session:
         except ConnectionClosed:
             pass
         except TimeoutError:
-            conn.send(_encoded(421, "4.4.2", f"{self.hostname} Idle timeout, closing connection"))
+            if conn.slot.expired:
+                text = "Session time limit reached" if self.mode.name == "smtp" else "Time to log in is over"
+                conn.send(_encoded(421, "4.4.2", f"{self.hostname} {text}, closing connection"))
+            else:
+                conn.send(_encoded(421, "4.4.2", f"{self.hostname} Idle timeout, closing connection"))
         except (ssl.SSLError, OSError) as exc:
             log.debug("smtp %s: connection error: %s", conn.peer_ip, exc)
         except Exception:
@@ -337,6 +341,7 @@ class Session:
             throttle.record_failure(ip, user)
             raise Refused(535, "5.7.8", "Authentication credentials invalid")
         throttle.record_success(ip, user)
+        self.conn.slot.logged_in()
         self.account = account
         self.allowed_senders = await self.app.store.accounts.senders_allowed(account)
         self.send(235, "2.7.0", "Authentication successful")
