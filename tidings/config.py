@@ -12,9 +12,9 @@ Example file (every key optional)::
     blob_dir = "/srv/shared/blobs"              # default: data_dir/blobs
     default_domain = "example.org"               # created on first start when no domain exists
 
-    [tls]
-    cert = "/etc/ssl/mail.pem"                   # default: self-signed under data_dir/tls
-    key = "/etc/ssl/mail.key"
+    [tls]                                        # followed on disk: a renewed certificate is used
+    cert = "/etc/ssl/mail.pem"                   # from the next connection on, no restart needed;
+    key = "/etc/ssl/mail.key"                    # until both load: self-signed under data_dir/tls
 
     [listen]                                     # "addr:port" lists; [] disables a listener
     smtp = ["0.0.0.0:25"]
@@ -206,11 +206,20 @@ class Config:
 
     @property
     def cert_path(self) -> Path:
-        return self.tls_cert or self.data_dir / "tls" / "cert.pem"
+        return self.tls_cert or self.self_signed_cert_path
 
     @property
     def key_path(self) -> Path:
-        return self.tls_key or self.data_dir / "tls" / "key.pem"
+        return self.tls_key or self.self_signed_key_path
+
+    @property
+    def self_signed_cert_path(self) -> Path:
+        """Used while no configured certificate can be loaded; never written over a configured one."""
+        return self.data_dir / "tls" / "cert.pem"
+
+    @property
+    def self_signed_key_path(self) -> Path:
+        return self.data_dir / "tls" / "key.pem"
 
 
 def _is_root() -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tidings.auth.throttle import LoginThrottle
 from tidings.config import Config
-from tidings.net.tls import ensure_self_signed, server_context
+from tidings.net.tls import ServerTls
 from tidings.queue.worker import QueueWorker
 from tidings.store import AlreadyExists, Store
 from tidings.store.indexer import run_indexer
@@ -69,6 +69,7 @@ class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.app: App | None = None
+        self.tls: ServerTls | None = None
         self.servers: list[tuple[str, asyncio.base_events.Server]] = []
         self.workers: list[asyncio.Task] = []
         self._stopped = asyncio.Event()
@@ -81,12 +82,11 @@ class Server:
             with contextlib.suppress(AlreadyExists):
                 await store.accounts.add_domain(config.default_domain)
                 log.info("created default domain %s", config.default_domain)
-        if ensure_self_signed(config.cert_path, config.key_path, config.hostname):
-            log.info("created a self-signed certificate at %s", config.cert_path)
+        self.tls = ServerTls(config)
         throttle = LoginThrottle(
             config.auth.max_failures_per_ip, config.auth.max_failures_per_account, config.auth.failure_window
         )
-        self.app = App(config, store, server_context(config.cert_path, config.key_path), throttle)
+        self.app = App(config, store, self.tls.context, throttle)
         for name, addresses in config.listen.items():
             if not addresses:
                 continue
