@@ -86,11 +86,19 @@ def test_the_self_signed_certificate_is_a_one_year_server_leaf_for_the_hostname(
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert names.get_values_for_type(x509.DNSName) == ["mail.example.test"]
+    assert names.get_values_for_type(x509.DNSName) == ["mail.example.test", "localhost"]
     assert len(list(names)) == len(set(names))
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert datetime.timedelta(days=360) < lifetime < datetime.timedelta(days=400)
     assert cert.serial_number.bit_length() > 64
+
+
+def test_the_self_signed_certificate_names_the_hostname_once(make_server):
+    running = make_server(listeners=("imaps",), hostname="localhost")
+    _, _, cert = handshake(running.ports["imaps"], client())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert len(list(names)) == len(set(names)) == 3  # localhost, 127.0.0.1, ::1
 
 
 def test_an_expiring_self_signed_certificate_is_made_again_at_start(make_server, tmp_path):

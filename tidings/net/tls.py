@@ -12,9 +12,9 @@ configured one appearing where only the self-signed one was usable, is used from
 connection on, with no restart. Connections already open keep the certificate they started with.
 
 The self-signed certificate (under data_dir/tls, made when no configured one can be loaded) is a
-proper leaf for `hostname`: CA:FALSE, digitalSignature, serverAuth, one year, a random serial; it
-is made again when it is about to expire or the hostname changed. It never overwrites configured
-files.
+proper leaf for `hostname` (and localhost): CA:FALSE, digitalSignature, serverAuth, one year, a
+random serial; it is made again when it is about to expire or the hostname changed. It never
+overwrites configured files.
 """
 
 from __future__ import annotations
@@ -80,6 +80,17 @@ def _subject_alt_name(hostname: str) -> x509.GeneralName:
         return x509.DNSName(hostname.encode("idna").decode("ascii"))
 
 
+def _alt_names(hostname: str) -> list[x509.GeneralName]:
+    """The hostname, then the names local clients (scripts, a webmail on the same machine) use:
+    each once."""
+    names: list[x509.GeneralName] = []
+    for name in (hostname, "localhost", "127.0.0.1", "::1"):
+        general = _subject_alt_name(name)
+        if general not in names:
+            names.append(general)
+    return names
+
+
 def make_self_signed(cert_path: Path, key_path: Path, hostname: str) -> None:
     """Write a new key and a self-signed leaf certificate for `hostname` (see the module docstring)."""
     hostname = (hostname or "localhost").lower().rstrip(".")
@@ -95,7 +106,7 @@ def make_self_signed(cert_path: Path, key_path: Path, hostname: str) -> None:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + SELF_SIGNED_VALIDITY)
-        .add_extension(x509.SubjectAlternativeName([_subject_alt_name(hostname)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(_alt_names(hostname)), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
