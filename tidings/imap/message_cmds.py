@@ -44,8 +44,7 @@ async def thread_ids_for(session, contexts, wanted: bool) -> dict[int, int] | No
     """{messages.id: thread} for ``contexts`` when THREADID is asked for (RFC 8474)."""
     if not wanted:
         return None
-    message_ids = [ctx.ref.message_id for ctx in contexts]
-    return await session.store.threads.thread_ids(session.account.id, message_ids)
+    return await session.store.threads.thread_ids(session.account.id, [ctx.ref for ctx in contexts])
 
 
 async def search_selected(session, criteria: c.And, loader) -> list[MessageContext]:

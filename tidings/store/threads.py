@@ -28,6 +28,7 @@ from tidings.mail.message import MessageSummary
 from tidings.mail.threading import ascii_casemap
 from tidings.store import schema as s
 from tidings.store.database import Database, Tx
+from tidings.store.mailboxes import MessageRef
 
 _t, _l = s.message_threads, s.thread_links
 _THREADS_OF = select(_t.c.message_id, _t.c.thread_id).where(
@@ -93,10 +94,11 @@ class Threads:
         self.db = db
         self.mailboxes = mailboxes
 
-    async def thread_ids(self, account_id: int, message_ids: Iterable[int]) -> dict[int, int]:
+    async def thread_ids(self, account_id: int, refs: Iterable[MessageRef]) -> dict[int, int]:
         """{messages.id: thread id} for messages of the account, threading any not threaded yet.
-        A message that no longer exists is left out."""
-        ids = sorted(set(message_ids))
+        A message that no longer exists, or is not the account's, is left out."""
+        by_id = {ref.message_id: ref for ref in refs}
+        ids = sorted(by_id)
 
         def read(tx: Tx) -> dict[int, int]:
             found: dict[int, int] = {}
@@ -105,7 +107,7 @@ class Threads:
             return found
 
         found = await self.db.read(read)
-        missing = [message_id for message_id in ids if message_id not in found]
+        missing = [by_id[message_id] for message_id in ids if message_id not in found]
         if missing:
             found.update(await self._assign(account_id, missing))
         return found
@@ -122,7 +124,7 @@ class Threads:
                 .exists()
             )
             return tx.conn.execute(
-                select(mb.c.account_id, mm.c.message_id)
+                select(mb.c.account_id, mm.c.message_id, m.c.blob_hash)
                 .select_from(mm.join(mb, mb.c.id == mm.c.mailbox_id).join(m, m.c.id == mm.c.message_id))
                 .where(m.c.summary.is_not(None), unthreaded)
                 .distinct()
@@ -131,18 +133,22 @@ class Threads:
             ).all()
 
         rows = await self.db.read(pending)
-        by_account: dict[int, list[int]] = {}
+        by_account: dict[int, list[MessageRef]] = {}
         for row in rows:
-            by_account.setdefault(row.account_id, []).append(row.message_id)
-        for account_id, message_ids in by_account.items():
-            await self._assign(account_id, message_ids)
+            # Only the content (id and hash) matters for reading a summary.
+            ref = MessageRef(0, row.message_id, row.blob_hash, 0, frozenset(), 0, 0.0, 0.0)
+            by_account.setdefault(row.account_id, []).append(ref)
+        for account_id, refs in by_account.items():
+            await self._assign(account_id, refs)
         return len(rows)
 
-    async def _assign(self, account_id: int, message_ids: list[int]) -> dict[int, int]:
+    async def _assign(self, account_id: int, refs: list[MessageRef]) -> dict[int, int]:
         assigned: dict[int, int] = {}
-        for chunk in _chunks(sorted(message_ids), 500):
-            summaries = await self.mailboxes.summaries(chunk)
-            items = [(message_id, summaries[message_id]) for message_id in chunk if message_id in summaries]
+        for chunk in _chunks(sorted(refs, key=lambda ref: ref.message_id), 500):
+            summaries = await self.mailboxes.summaries(account_id, chunk)
+            items = [
+                (ref.message_id, summaries[ref.message_id]) for ref in chunk if ref.message_id in summaries
+            ]
             if items:
                 assigned.update(await self.db.write(assign_threads, account_id, items))
         return assigned
