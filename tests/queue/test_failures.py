@@ -114,3 +114,23 @@ def test_a_node_whose_claim_was_taken_over_records_nothing(fake, sender_server):
     entry = a.call(a.store.queue.get(result.queue_id))
     assert [r.status for r in entry.recipients] == ["pending"]  # node-b's attempt decides
     assert entry.attempts == 0
+
+
+def test_a_failure_report_that_cannot_be_sent_keeps_the_message_until_it_can(fake, sender_server):
+    peer = fake(rcpt_replies={"nobody@b.test": ["550 5.1.1 no such user"]})
+    a = sender_server(peer)
+    a.add_user("alice@a.test")
+    # The sender's own address is misconfigured (an alias loop): the bounce cannot be queued.
+    a.call(a.store.accounts.add_alias("team@a.test", ["crew@a.test"]))
+    a.call(a.store.accounts.add_alias("crew@a.test", ["team@a.test"]))
+    result = accept(a, sender="team@a.test", remote=["nobody@b.test"])
+    entry = wait_until(
+        lambda: (e := a.call(a.store.queue.get(result.queue_id))).attempts >= 1 and e, what="an attempt"
+    )
+    assert [r.status for r in entry.recipients] == ["pending"]  # kept, not dropped without a word
+    a.call(a.store.accounts.remove_alias("crew@a.test"))
+    a.call(a.store.accounts.add_alias("crew@a.test", ["alice@a.test"]))
+    [bounce] = wait_until(lambda: inbox(a, "alice@a.test"), timeout=10, what="bounce")
+    [group] = recipient_groups(bounce)
+    assert group["Final-Recipient"] == "rfc822;nobody@b.test" and group["Status"] == "5.1.1"
+    wait_until(lambda: queue_count(a) == 0, what="entry finished")

@@ -9,12 +9,14 @@ import shutil
 import smtplib
 import socket
 import subprocess
+import time
 
 import pytest
 
 from tests.smtp.conftest import ALICE, BOB, PASSWORD, SmtpServer, message
 from tests.support.pressure import LoopLag, memory_kib
 from tidings.config import AuthSettings
+from tidings.store import Envelope
 
 
 def test_mail_to_a_local_user_lands_in_inbox_with_a_received_header(smtp):
@@ -231,13 +233,16 @@ def test_over_quota_is_refused_at_rcpt_and_at_data(make_server):
     client = smtp.raw()
     client.command("EHLO c.test")
     client.command("MAIL FROM:<c@remote.test> SIZE=5000")
-    assert client.command(f"RCPT TO:<{ALICE}>") == (552, f"5.2.2 <{ALICE}>: mailbox full")
+    assert client.command(f"RCPT TO:<{ALICE}>") == (
+        552,
+        f"5.2.2 <{ALICE}>: message is larger than the mailbox quota",
+    )
     client.command("RSET")
     client.command("MAIL FROM:<c@remote.test>")
     assert client.command(f"RCPT TO:<{ALICE}>")[0] == 250  # no SIZE declared: may still fit
     client.command("DATA")
     client.send(b"Subject: big\r\n\r\n" + (b"y" * 98 + b"\r\n") * 40 + b".\r\n")
-    assert client.reply() == (552, "5.2.2 Mailbox full")
+    assert client.reply() == (552, f"5.2.2 <{ALICE}>: message is larger than the mailbox quota")
     assert smtp.inbox(ALICE) == []
 
 
@@ -292,21 +297,67 @@ def test_swaks_delivers_and_is_refused_as_relay(smtp):
     assert b"Subject: swaks" in smtp.inbox(ALICE)[0]
 
 
-def test_over_quota_recipient_among_others_is_bounced_after_acceptance(make_server):
+def test_over_quota_recipient_among_others_waits_in_the_queue_and_no_bounce_is_sent(make_server):
     from tests.smtp.conftest import SMTP_LISTENERS, SmtpServer
 
     smtp = SmtpServer(make_server("bounce", listeners=SMTP_LISTENERS))
     smtp.call(smtp.store.accounts.set_quota(ALICE, 3000))
-    big = message("big", sender=BOB, body="y" * 98 + "\r\n" * 40 + "z" * 4000 + "\r\n")
+    filler = b"Subject: filler\r\n\r\n" + b"f" * 1500
+    smtp.call(smtp.store.delivery.accept(Envelope("x@remote.test", [ALICE]), filler))
+    big = message("big", sender="carol@remote.test", body="y" * 98 + "\r\n" * 40 + "z" * 2000 + "\r\n")
     with smtp.mx() as client:
         client.ehlo()
-        client.mail(BOB)  # no SIZE: at RCPT time the message may still fit
+        client.mail("carol@remote.test")  # no SIZE: at RCPT time the message may still fit
         assert client.rcpt(ALICE)[0] == 250 and client.rcpt(BOB)[0] == 250
-        assert client.data(big)[0] == 250
-    assert smtp.inbox(ALICE) == []
-    original, report = smtp.inbox(BOB)
-    assert b"Subject: big" in original
-    assert b"multipart/report" in report and b"Status: 5.2.2" in report and ALICE.encode() in report
+        assert client.data(big)[0] == 250  # fits Alice's quota, not the room she has left
+    assert len(smtp.inbox(ALICE)) == 1 and b"Subject: big" in smtp.inbox(BOB)[0]
+    [entry] = smtp.queue()
+    assert [r.address for r in entry.recipients] == [ALICE] and entry.sender == "carol@remote.test"
+    # Alice makes room: the queue delivers her copy; nobody got a bounce.
+    smtp.call(smtp.store.accounts.set_quota(ALICE, 100_000))
+    smtp.call(smtp.store.queue.retry())
+    deadline = time.monotonic() + 10
+    while len(smtp.inbox(ALICE)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b"Subject: big" in smtp.inbox(ALICE)[1]
+    assert len(smtp.inbox(BOB)) == 1 and smtp.queue() == []
+
+
+def test_full_mailbox_is_deferred_452_at_rcpt_and_at_data_when_the_message_would_fit_later(make_server):
+    from tests.smtp.conftest import SMTP_LISTENERS, SmtpServer
+
+    smtp = SmtpServer(make_server("full", listeners=SMTP_LISTENERS))
+    smtp.call(smtp.store.accounts.set_quota(ALICE, 3000))
+    smtp.call(
+        smtp.store.delivery.accept(Envelope("x@remote.test", [ALICE]), b"Subject: f\r\n\r\n" + b"f" * 2000)
+    )
+    client = smtp.raw()
+    client.command("EHLO c.test")
+    client.command("MAIL FROM:<c@remote.test>")
+    client.command(f"RCPT TO:<{ALICE}>")  # 1000 octets left: no SIZE, so it may fit
+    client.command("DATA")
+    client.send(b"Subject: mid\r\n\r\n" + (b"y" * 98 + b"\r\n") * 15 + b".\r\n")
+    assert client.reply() == (452, f"4.2.2 <{ALICE}>: mailbox full")
+    smtp.call(smtp.store.accounts.set_quota(ALICE, 2000))  # now over quota: full whatever the size
+    client.command("MAIL FROM:<c@remote.test>")
+    assert client.command(f"RCPT TO:<{ALICE}>") == (452, f"4.2.2 <{ALICE}>: mailbox full")
+    assert client.command(f"RCPT TO:<{BOB}>")[0] == 250  # per recipient: the others go on
+    assert smtp.queue() == [] and len(smtp.inbox(ALICE)) == 1
+
+
+def test_message_with_too_many_received_fields_is_refused_5_4_6(smtp):
+    def with_hops(count: int) -> bytes:
+        hops = "".join(
+            f"Received: from r{n}.test by r{n + 1}.test; Mon, 1 Jan 2024\r\n" for n in range(count)
+        )
+        return hops.encode() + message("hops")
+
+    with smtp.mx() as client:
+        assert client.sendmail("c@remote.test", [ALICE], with_hops(49)) == {}
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail("c@remote.test", [ALICE], with_hops(50))
+    assert (refused.value.smtp_code, refused.value.smtp_error) == (554, b"5.4.6 Too many hops")
+    assert len(smtp.inbox(ALICE)) == 1
 
 
 def test_rcpt_to_an_alias_loop_is_refused_5_4_6_and_the_session_goes_on(smtp):

@@ -198,6 +198,8 @@ async def send_report(app, original: OriginalMessage, reports: list[RecipientRep
         local=local,
         remote=[(address, "NEVER", None) for address in remote],
         body_8bit=not report.isascii(),
+        local_params={address: ("NEVER", None) for address in local},
+        keep_over_quota=True,  # a sender whose mailbox is full gets the report once there is room
     )
     await store.delivery.accept(envelope, report)
     log.info(

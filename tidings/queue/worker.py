@@ -225,7 +225,8 @@ class QueueWorker:
             )
 
     async def _deliver_local(self, entry: QueueEntry, recipient: QueueRecipient, raw: bytes) -> Attempt:
-        """A recipient in one of our domains (scheduled sending): its mailboxes, or its forwards."""
+        """A recipient in one of our domains (scheduled sending, or waiting for room in a full mailbox):
+        its mailboxes, or its forwards."""
         store = self.store
         try:
             targets = await store.accounts.resolve(recipient.address)
@@ -235,19 +236,19 @@ class QueueWorker:
             return failed("5.4.6", f"{recipient.address}: {exc}", code=554)
         if targets is None:
             return failed("5.1.1", f"no such user here: {recipient.address}")
-        delivered, over_quota, forwards = False, False, []
+        delivered, full, forwards = False, [], []
         for target in targets:
             if not await store.accounts.is_local_domain(target.rpartition("@")[2]):
                 forwards.append(target)
                 continue
             try:
-                await store.accounts.get_user(target)
+                account = await store.accounts.get_user(target)
             except NotFound:
                 continue
             if await store.delivery.deliver_local(target, raw, entry.blob_hash):
                 delivered = True
             else:
-                over_quota = True
+                full.append(account)
         if forwards:
             orcpt = recipient.orcpt or f"rfc822;{recipient.address}"
             envelope = Envelope(
@@ -263,8 +264,11 @@ class QueueWorker:
             delivered = True
         if delivered:
             return Attempt("delivered", 250, "2.0.0", "delivered")
-        if over_quota:
-            return failed("5.2.2", f"mailbox of {recipient.address} is full", code=552)
+        if full and all(a.quota_bytes is not None and len(raw) > a.quota_bytes for a in full):
+            return failed("5.2.2", f"message is larger than the mailbox of {recipient.address}", code=552)
+        if full:
+            # RFC 3463 X.2.2 may be transient: the owner can make room, so retry until the lifetime ends.
+            return deferred("4.2.2", f"mailbox of {recipient.address} is full", code=452)
         return failed("5.1.1", f"no such user here: {recipient.address}")
 
     async def _conclude(self, entry: QueueEntry, results: dict[int, Attempt]) -> bool | None:

@@ -9,8 +9,17 @@ The rules (also in the operator documentation):
   no IP-based relay permission, so the server is never an open relay.
 - An authenticated user sends only as one of `store.accounts.senders_allowed(account)` (their
   address and aliases pointing at them, `user+tag@` included): envelope sender and From: header.
-- A recipient whose every local mailbox is already over quota, or cannot fit the SIZE declared at
-  MAIL FROM, is refused at RCPT (552 5.2.2).
+- Quota (RFC 3463 X.2.2), answered while the client still holds the message, never by a bounce of
+  ours to a reverse-path that may be forged:
+  - at RCPT, a recipient none of whose mailboxes has room is deferred (452 4.2.2): its owner can make
+    room, and the sending MTA retries; one whose quota is smaller than the SIZE declared at MAIL FROM
+    is refused (552 5.2.2), since that message can never fit;
+  - at the end of DATA/BDAT, when the message fits nobody it was meant for: the same two answers,
+    by the message's actual size;
+  - when it fits some recipients but not others (SMTP has one reply for the whole message), it is
+    accepted and the full mailboxes' copies wait in the queue, which delivers them once there is
+    room and reports to the sender only if the queue lifetime ends first (what an MTA in front of
+    an LMTP server answering 452 would do).
 
 Decisions come back as `RecipientRoute` or a `PolicyRefusal` carrying the SMTP reply; this module
 asks the store through its public API only.
@@ -142,9 +151,10 @@ def _same_mailbox(target: str, address: str) -> bool:
 
 
 async def _check_quota(store: Store, accounts: list[str], declared_size: int | None, address: str) -> bool:
-    """Refuse when no local mailbox of this recipient has room (RFC 1870 section 6.1, RFC 3463 5.2.2).
+    """Refuse when no local mailbox of this recipient has room (RFC 1870 section 6.1, RFC 3463 X.2.2).
     Returns whether any of the accounts has a quota at all."""
     limited = False
+    found = []
     for target in accounts:
         try:
             account = await store.accounts.get_user(target)
@@ -153,7 +163,26 @@ async def _check_quota(store: Store, accounts: list[str], declared_size: int | N
         limited = limited or account.quota_bytes is not None
         if has_room(account, declared_size or 0):
             return limited
-    raise PolicyRefusal(552, "5.2.2", f"<{address}>: mailbox full")
+        found.append(account)
+    raise PolicyRefusal(*_full_reply(found, declared_size or 0, f"<{address}>"))
+
+
+async def quota_refusal(store: Store, addresses: list[str], size: int) -> tuple[int, str, str]:
+    """The reply for a message of `size` octets that none of `addresses` (accounts) has room for."""
+    accounts = []
+    for address in addresses:
+        try:
+            accounts.append(await store.accounts.get_user(address))
+        except NotFound:
+            continue
+    return _full_reply(accounts, size, ", ".join(f"<{a}>" for a in addresses))
+
+
+def _full_reply(accounts: list[Account], size: int, who: str) -> tuple[int, str, str]:
+    """552 5.2.2 when the message is larger than every quota (it can never fit), else 452 4.2.2."""
+    if accounts and all(a.quota_bytes is not None and size > a.quota_bytes for a in accounts):
+        return 552, "5.2.2", f"{who}: message is larger than the mailbox quota"
+    return 452, "4.2.2", f"{who}: mailbox full"
 
 
 def has_room(account: Account, size: int) -> bool:

@@ -31,7 +31,7 @@ from enum import Enum
 
 from tidings.auth.sasl import SaslError, b64decode_strict, decode_plain
 from tidings.mail.address import BadAddress, parse_address
-from tidings.queue.dsn import Original, RecipientReport, bounce
+from tidings.mail.hops import MAX_HOPS, hop_count
 from tidings.smtp import headers as hdr
 from tidings.smtp.connection import TOO_BIG, Connection, ConnectionClosed
 from tidings.smtp.parser import (
@@ -54,7 +54,13 @@ from tidings.smtp.parser import (
     Vrfy,
     parse_command,
 )
-from tidings.smtp.policy import PolicyRefusal, RecipientRoute, RecipientRouter, sender_allowed
+from tidings.smtp.policy import (
+    PolicyRefusal,
+    RecipientRoute,
+    RecipientRouter,
+    quota_refusal,
+    sender_allowed,
+)
 from tidings.smtp.reader import LineTooLong, canonical_line_endings
 from tidings.store import Envelope
 
@@ -451,6 +457,9 @@ class Session:
 
     async def deliver(self, tx: Transaction, body: bytes) -> None:
         """Complete the headers, hand the message to the store, and say 250 only once it is durable."""
+        if hop_count(body) >= MAX_HOPS:
+            # RFC 5321 section 6.3: this many relays means a mail loop; refuse rather than add a hop.
+            raise Refused(554, "5.4.6", "Too many hops")
         release_at = tx.release_at
         if self.authenticated:
             body, release_at = self.complete_submission(body, release_at)
@@ -476,30 +485,12 @@ class Session:
             raise Refused(451, "4.3.0", "Temporary local problem, please try again later") from None
         self.messages += 1
         if result.over_quota:
-            if not result.delivered and result.queue_id is None:
-                raise Refused(552, "5.2.2", "Mailbox full")
-            # Others got it, so the transaction succeeds; the over-quota ones get a bounce (RFC 3464).
-            await self.bounce_over_quota(tx, result, transaction_id)
+            # Nobody got it (a recipient with room, or one waiting in the queue, would have): refuse
+            # now, so the sending MTA keeps the message or reports to its own user, and no bounce of
+            # ours goes to a possibly forged reverse-path.
+            code, status, text = await quota_refusal(self.app.store, result.over_quota, len(received + body))
+            raise Refused(code, status, text)
         self.send(250, "2.0.0", f"OK queued as {transaction_id}")
-
-    async def bounce_over_quota(self, tx: Transaction, result, transaction_id: str) -> None:
-        dsn_params = {address: params for route, params in tx.recipients for address in route.local}
-        reports = [
-            RecipientReport(
-                address,
-                "failed",
-                "5.2.2",
-                "552 5.2.2 mailbox full",
-                notify=dsn_params[address].notify if address in dsn_params else None,
-                orcpt=dsn_params[address].orcpt if address in dsn_params else None,
-            )
-            for address in result.over_quota
-        ]
-        original = Original(tx.sender, result.blob_hash, time.time(), tx.params.envid, tx.params.ret)
-        try:
-            await bounce(self.app, original, reports)
-        except Exception:  # the message itself is stored; a failed bounce must not undo that
-            log.exception("smtp: bounce for over-quota recipients of %s failed", transaction_id)
 
     def complete_submission(self, body: bytes, release_at: float | None) -> tuple[bytes, float | None]:
         """RFC 6409 rules for authenticated senders: From: must be theirs; Date/Message-ID added;

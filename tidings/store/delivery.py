@@ -3,6 +3,13 @@
 `accept` is what "250 OK" waits for. The body is fsynced as a blob first; then one (group-committed)
 transaction inserts the parsed message once, a mailbox row per local recipient, and a queue entry for
 everything that must wait (remote recipients, or all recipients of a scheduled message).
+
+A local recipient whose mailbox cannot take the message is never dropped: if anyone else got the
+message, that recipient waits in the same queue entry (the queue retries it as the owner makes room,
+and reports to the sender only if it never fits), in the same transaction, so nothing can fall
+between "accepted" and "queued". Only when nobody got it is it left to the caller (`over_quota`), so
+the SMTP server can refuse it before saying 250 instead of bouncing later; `keep_over_quota` queues
+it even then (for callers that cannot refuse, such as a report to a local sender).
 """
 
 from __future__ import annotations
@@ -39,16 +46,18 @@ class Envelope:
     smtputf8: bool = False
     body_8bit: bool = False
     account_id: int | None = None
-    # DSN parameters of local recipients, kept if they must be queued (scheduled sending).
+    # DSN parameters of local recipients, kept if they must be queued (scheduled sending, quota).
     local_params: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    keep_over_quota: bool = False  # queue full mailboxes' copies even when nobody else got the message
 
 
 @dataclass
 class AcceptResult:
     blob_hash: str
     delivered: list[str]
-    over_quota: list[str]
+    over_quota: list[str]  # refused: not stored for them (nobody got the message)
     queue_id: int | None
+    waiting_for_room: list[str] = field(default_factory=list)  # over quota, kept in the queue entry
 
 
 def deliver_local_rows(
@@ -164,6 +173,10 @@ class Delivery:
                     delivered.append(address)
             else:
                 queued += [(a, *envelope.local_params.get(a, (None, None))) for a in envelope.local]
+            waiting: list[str] = []
+            if over_quota and (delivered or queued or envelope.keep_over_quota):
+                waiting, over_quota = over_quota, []
+                queued += [(a, *envelope.local_params.get(a, (None, None))) for a in waiting]
             queue_id = None
             if queued:
                 queue_id = enqueue_rows(
@@ -179,7 +192,7 @@ class Delivery:
                     body_8bit=envelope.body_8bit,
                     account_id=envelope.account_id,
                 )
-            results.append(AcceptResult(item.blob_hash, delivered, over_quota, queue_id))
+            results.append(AcceptResult(item.blob_hash, delivered, over_quota, queue_id, waiting))
 
         if charged:
             conn.execute(
