@@ -588,6 +588,31 @@ class SetQuota(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class GetMetadata(Command):
+    """GETMETADATA [(MAXSIZE n DEPTH d)] mailbox entries (RFC 5464 section 4.2).
+
+    ``mailbox`` is ``""`` for server entries; ``entries`` lower-case; ``depth`` is 0, 1 or
+    ``None`` for ``infinity``.
+    """
+
+    name: ClassVar[str] = "GETMETADATA"
+    mailbox: str
+    entries: tuple[str, ...]
+    max_size: int | None = None
+    depth: int | None = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetMetadata(Command):
+    """SETMETADATA mailbox (entry value ...) (RFC 5464 section 4.3); a ``None`` value (NIL)
+    removes the entry.  ``mailbox`` is ``""`` for server entries; entries lower-case."""
+
+    name: ClassVar[str] = "SETMETADATA"
+    mailbox: str
+    entries: tuple[tuple[str, bytes | None], ...] = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Id(Command):
     """ID (RFC 2971); ``parameters`` is ``None`` for ``ID NIL``, else (key, value) pairs in order."""
 

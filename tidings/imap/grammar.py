@@ -697,6 +697,97 @@ def _setquota(reader: Reader, tag: str, uid: bool) -> c.Command:
     return c.SetQuota(tag=tag, root=root, limits=limits)
 
 
+# --------------------------------------------------------------------------- METADATA
+
+
+def _metadata_entry(reader: Reader) -> str:
+    """``entry = astring`` (RFC 5464 sections 3.2 and 5): "/"-separated, no "//", no trailing
+    "/" (except "/" itself, which names everything under DEPTH infinity), no "*" or "%",
+    printable US-ASCII.  Entry names are case-insensitive: lower-cased here."""
+    name = reader.astring_text("an entry name")
+    if not name.startswith("/") or "//" in name or (name != "/" and name.endswith("/")):
+        raise Bad(f"Invalid entry name {name!r}")
+    if "*" in name or "%" in name or not all(" " <= char < "\x7f" for char in name):
+        raise Bad(f"Invalid entry name {name!r}")
+    if len(name) > 255:
+        raise Bad("Entry name too long")
+    return name.lower()
+
+
+def _getmetadata_options(reader: Reader) -> tuple[int | None, int | None]:
+    """``(MAXSIZE n DEPTH 0/1/infinity)``."""
+    max_size: int | None = None
+    depth: int | None = 0
+    seen: set[str] = set()
+
+    def option() -> None:
+        nonlocal max_size, depth
+        name = reader.atom("a GETMETADATA option").upper()
+        if name in seen:
+            raise Bad(f"{name} given twice")
+        seen.add(name)
+        reader.sp()
+        if name == "MAXSIZE":
+            max_size = reader.number(what="MAXSIZE")
+        elif name == "DEPTH":
+            value = reader.atom("0, 1 or infinity").upper()
+            if value not in ("0", "1", "INFINITY"):
+                raise Bad("DEPTH must be 0, 1 or infinity")
+            depth = None if value == "INFINITY" else int(value)
+        else:
+            raise Bad(f"Unknown GETMETADATA option {name}")
+
+    reader.parenthesised(option)
+    return max_size, depth
+
+
+def _getmetadata(reader: Reader, tag: str, uid: bool) -> c.Command:
+    """GETMETADATA [options] mailbox entries (RFC 5464 section 4.2; the options also after the
+    mailbox, as the RFC's examples show)."""
+    reader.sp()
+    max_size, depth = None, 0
+    have_options = reader.peek() == 0x28
+    if have_options:
+        max_size, depth = _getmetadata_options(reader)
+        reader.sp()
+    mailbox = reader.mailbox()
+    reader.sp()
+    if not have_options and any(reader.peek_is(start) for start in (b"(M", b"(m", b"(D", b"(d")):
+        max_size, depth = _getmetadata_options(reader)
+        reader.sp()
+    if reader.peek() == 0x28:
+        entries = tuple(reader.parenthesised(lambda: _metadata_entry(reader)))
+    else:
+        entries = (_metadata_entry(reader),)
+    return c.GetMetadata(tag=tag, mailbox=mailbox, entries=entries, max_size=max_size, depth=depth)
+
+
+def _setmetadata(reader: Reader, tag: str, uid: bool) -> c.Command:
+    """SETMETADATA mailbox (entry value ...) (RFC 5464 section 4.3): ``value = nstring /
+    literal8``; entries of a set are ``/private/...`` or ``/shared/...``, and vendor entries
+    name a vendor and an entry (``/shared/vendor/acme/colour``, section 3.2)."""
+    reader.sp()
+    mailbox = reader.mailbox()
+    reader.sp()
+
+    def pair() -> tuple[str, bytes | None]:
+        name = _metadata_entry(reader)
+        parts = name.split("/")
+        if len(parts) < 3 or parts[1] not in ("private", "shared"):
+            raise Bad(f"Only /private/... and /shared/... entries can be set, not {name}")
+        if parts[2] == "vendor" and len(parts) < 5:
+            raise Bad(f"A vendor entry names the vendor and the entry: {name}")
+        reader.sp()
+        if reader.accept_keyword(b"NIL"):
+            return name, None
+        if reader.at_literal():
+            return name, reader.literal(allow_binary=True)[0]
+        return name, reader.quoted()
+
+    entries = tuple(reader.parenthesised(pair))
+    return c.SetMetadata(tag=tag, mailbox=mailbox, entries=entries)
+
+
 def _id(reader: Reader, tag: str, uid: bool) -> c.Command:
     """ID (NIL | (key value ...)) (RFC 2971 section 4)."""
     reader.sp()
@@ -755,6 +846,8 @@ _COMMANDS: dict[str, Handler] = {
     "SETQUOTA": _setquota,
     "ID": _id,
     "COMPRESS": _compress,
+    "GETMETADATA": _getmetadata,
+    "SETMETADATA": _setmetadata,
 }
 
 _UID_COMMAND_NAMES = ("FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE", "SORT", "THREAD")

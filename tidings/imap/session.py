@@ -79,6 +79,7 @@ _AUTHENTICATED_CAPABILITIES = (
     "SORT=DISPLAY",
     "ESORT",
     "PARTIAL",
+    "METADATA",
     "THREAD=REFERENCES",
     "THREAD=ORDEREDSUBJECT",
     "QUOTA",
@@ -507,5 +508,6 @@ from tidings.imap import (  # noqa: E402,F401
     login_cmds,
     mailbox_cmds,
     message_cmds,
+    metadata_cmds,
     select_cmds,
 )

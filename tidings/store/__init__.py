@@ -1,8 +1,9 @@
 """The store: the one place that knows about SQL and blob files.
 
 Protocols use `Store` and the typed results of its parts (`accounts`, `mailboxes`, `threads`,
-`queue`, `delivery`); none of them builds a query or opens a blob file. `Store.open` runs pending Alembic
-migrations, so a new data directory or an upgraded one is ready before any listener starts.
+`metadata`, `queue`, `delivery`); none of them builds a query or opens a blob file. `Store.open`
+runs pending Alembic migrations, so a new data directory or an upgraded one is ready before any
+listener starts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tidings.store.blobs import BlobStore
 from tidings.store.database import AliasLoop, AlreadyExists, Database, NotFound, OverQuota, StoreError
 from tidings.store.delivery import AcceptResult, Delivery, Envelope
 from tidings.store.mailboxes import Mailboxes
+from tidings.store.metadata import Metadata
 from tidings.store.migrate import migrate
 from tidings.store.queue import Queue
 from tidings.store.threads import Threads
@@ -32,6 +34,7 @@ class Store:
         self.accounts = Accounts(db)
         self.mailboxes = Mailboxes(db, blobs, hub, self.node_id)
         self.threads = Threads(db, self.mailboxes)
+        self.metadata = Metadata(db)
         self.queue = Queue(db)
         self.delivery = Delivery(db, blobs, hub, self.node_id)
         self._listener = None

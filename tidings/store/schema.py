@@ -166,6 +166,24 @@ thread_links = Table(
     Column("thread_id", BigInteger, nullable=False),
 )
 
+# IMAP METADATA (RFC 5464, see store/metadata.py): server entries per account, mailbox entries
+# per mailbox.  Names lower-case ("/private/comment"), values as sent.
+account_metadata = Table(
+    "account_metadata",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
+mailbox_metadata = Table(
+    "mailbox_metadata",
+    metadata,
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
 queue = Table(
     "queue",
     metadata,
