@@ -53,10 +53,10 @@ async def enable(session, cmd: c.Enable) -> None:
     newly = []
     for capability_name in cmd.capabilities:
         if capability_name in ENABLEABLE and capability_name not in session.enabled:
+            if capability_name in ("CONDSTORE", "QRESYNC"):
+                session.enable_condstore()
             session.enabled.add(capability_name)
             newly.append("IMAP4rev2" if capability_name == "IMAP4REV2" else capability_name)
-    if "QRESYNC" in session.enabled:
-        session.enabled.add("CONDSTORE")
     session.untagged("ENABLED" + "".join(" " + name for name in newly))
 
 

@@ -418,7 +418,7 @@ def _search_key(reader: Reader, depth: int) -> c.SearchCriterion:
     if name == "MODSEQ":
         entry_name: str | None = None
         entry_type: str | None = None
-        if reader.peek() == 0x22:
+        if reader.peek() == 0x22 or reader.at_literal():  # quoted, or (as Dovecot takes) a literal
             entry_name = reader.astring_text("entry name")
             reader.sp()
             entry_type = reader.atom("an entry type").upper()

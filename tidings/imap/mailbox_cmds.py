@@ -175,7 +175,7 @@ async def status(session, cmd: c.Status) -> None:
     """RFC 9051 6.3.11, STATUS=SIZE (RFC 8438), HIGHESTMODSEQ (RFC 7162 3.1.6)."""
     box = await session.mailbox(cmd.mailbox)
     if "HIGHESTMODSEQ" in cmd.items:
-        session.enabled.add("CONDSTORE")  # RFC 7162 3.1.8
+        session.enable_condstore()
     session.untagged(await status_response(session, box, cmd.items))
 
 

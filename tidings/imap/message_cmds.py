@@ -26,6 +26,7 @@ from tidings.imap.sort_thread import (
 from tidings.imap.states import SELECTED, Bad, No, command
 from tidings.store import NotFound, StoreError
 
+_MODSEQ_ITEM = c.FetchAttribute("MODSEQ")
 _STORE_MODES = {c.StoreMode.ADD: "add", c.StoreMode.REMOVE: "remove", c.StoreMode.REPLACE: "replace"}
 
 
@@ -66,8 +67,8 @@ async def fetch(session, cmd: c.Fetch) -> None:
         raise Bad("VANISHED needs UID FETCH and ENABLE QRESYNC")
     if cmd.vanished and cmd.changed_since is None:
         raise Bad("VANISHED needs CHANGEDSINCE")
-    if cmd.changed_since is not None:
-        session.enabled.add("CONDSTORE")  # RFC 7162 3.1.8
+    if cmd.changed_since is not None or _MODSEQ_ITEM in cmd.items:
+        session.enable_condstore()  # RFC 7162 3.1
     pairs = selected.resolve(cmd.sequence_set, cmd.uid)
     if cmd.vanished:
         changes = await session.store.mailboxes.changes_since(
@@ -119,7 +120,7 @@ async def store(session, cmd: c.Store):
     if selected.read_only:
         raise No("The mailbox is read-only", "READ-ONLY")
     if cmd.unchanged_since is not None:
-        session.enabled.add("CONDSTORE")
+        session.enable_condstore()
     pairs = selected.resolve(cmd.sequence_set, cmd.uid)
     flags = [flag for flag in cmd.flags if flag.lower() != "\\recent"]
     changed, refused = await session.store.mailboxes.store_flags(
@@ -191,7 +192,8 @@ def _copyuid(uidvalidity: int, mapping: list[tuple[int, int]]) -> str:
 
 @command("MOVE", SELECTED)
 async def move(session, cmd: c.Move):
-    """RFC 6851 3.3: COPYUID in an untagged OK, then EXPUNGE/VANISHED, then the tagged OK."""
+    """RFC 6851 3.3: COPYUID in an untagged OK, then EXPUNGE/VANISHED, then the tagged OK (with
+    HIGHESTMODSEQ under QRESYNC, as for EXPUNGE)."""
     selected = session.selected
     if selected.read_only:
         raise No("The mailbox is read-only", "READ-ONLY")
@@ -208,6 +210,8 @@ async def move(session, cmd: c.Move):
         out = bytearray()
         selected.remove_announced([s for s, _ in mapping], session.qresync, out)
         session.write(bytes(out))
+        if session.qresync:
+            return await session.highestmodseq_after_change(), None  # RFC 7162 3.2.10
     return None
 
 
@@ -217,7 +221,7 @@ async def search(session, cmd: c.Search) -> None:
     selected = session.selected
     check_charset(cmd.charset)
     if uses_modseq(cmd.criteria):
-        session.enabled.add("CONDSTORE")
+        session.enable_condstore()
     matched = await search_selected(session, cmd.criteria, loader_for(session))
     reply = search_reply(cmd, matched, esearch=session.rev2)
     session.write(reply.response)

@@ -32,7 +32,7 @@ async def select(session, cmd: c.Select):
     if cmd.qresync is not None and not session.qresync:
         raise Bad("QRESYNC parameter requires ENABLE QRESYNC first")
     if cmd.condstore:
-        session.enabled.add("CONDSTORE")  # RFC 7162 3.1.8: a CONDSTORE parameter enables it
+        session.enable_condstore()  # RFC 7162 3.1.8 (nothing is selected any more here)
     mailbox = await session.mailbox(cmd.mailbox)
     mailbox, refs = await session.store.mailboxes.messages(session.account.id, mailbox.id)
     view = SelectedMailbox(mailbox, refs, cmd.read_only)
@@ -105,8 +105,9 @@ async def check(session, cmd: c.Check) -> None:
 
 
 @command("EXPUNGE", SELECTED)
-async def expunge(session, cmd: c.Expunge) -> None:
-    """RFC 9051 6.4.3, and UID EXPUNGE (RFC 4315 2.1) which only touches the given UIDs."""
+async def expunge(session, cmd: c.Expunge):
+    """RFC 9051 6.4.3, and UID EXPUNGE (RFC 4315 2.1) which only touches the given UIDs; with
+    QRESYNC the tagged OK carries HIGHESTMODSEQ (RFC 7162 3.2.10)."""
     selected = session.selected
     if selected.read_only:
         raise No("The mailbox is read-only", "READ-ONLY")
@@ -119,3 +120,6 @@ async def expunge(session, cmd: c.Expunge) -> None:
     out = bytearray()
     selected.remove_announced(expunged, session.qresync, out)
     session.write(bytes(out))
+    if session.qresync:
+        return await session.highestmodseq_after_change(), None
+    return None

@@ -400,6 +400,36 @@ class ImapSession:
         code, text = result if isinstance(result, tuple) else (None, result)
         self.tagged(cmd.tag, "OK", text or f"{label} completed", code)
 
+    # ------------------------------------------------------------------ CONDSTORE / QRESYNC
+
+    def enable_condstore(self) -> None:
+        """A CONDSTORE enabling command (RFC 7162 3.1: ENABLE, SELECT (CONDSTORE), STATUS
+        HIGHESTMODSEQ, FETCH MODSEQ or CHANGEDSINCE, SEARCH MODSEQ, STORE UNCHANGEDSINCE).
+
+        From now on untagged FETCH carries MODSEQ.  The first one issued while a mailbox is
+        selected also reports that mailbox's HIGHESTMODSEQ (RFC 7162 3.1), as an untagged OK
+        before the command's own responses, as Dovecot does: the value is the snapshot's, so it
+        never claims a change the client has not been told about.
+        """
+        if self.condstore:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.selected is not None:
+            self.untagged(f"OK [HIGHESTMODSEQ {self.selected.modseq}] Highest")
+
+    async def highestmodseq_after_change(self) -> str:
+        """``HIGHESTMODSEQ n`` for the tagged OK of a command that expunged messages while QRESYNC
+        is enabled (RFC 7162 3.2.10).
+
+        The snapshot first catches up with the store (our own change included, whatever the
+        change hub has delivered so far), and the updates it picks up go out before the tagged
+        OK, so the client has seen every change up to the mod-sequence it is given.
+        """
+        selected = self.selected
+        changes = await self.store.mailboxes.changes_since(selected.mailbox_id, selected.modseq)
+        selected.apply(changes)
+        return f"HIGHESTMODSEQ {selected.modseq}"
+
     # ------------------------------------------------------------------ mailbox updates
 
     async def refresh(self) -> None:
