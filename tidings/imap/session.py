@@ -426,7 +426,9 @@ class ImapSession:
         OK, so the client has seen every change up to the mod-sequence it is given.
         """
         selected = self.selected
-        changes = await self.store.mailboxes.changes_since(selected.mailbox_id, selected.modseq)
+        changes = await self.store.mailboxes.changes_since(
+            self.account.id, selected.mailbox_id, selected.modseq
+        )
         selected.apply(changes)
         return f"HIGHESTMODSEQ {selected.modseq}"
 
