@@ -97,7 +97,8 @@ def test_uid_fetch_partial_answers_only_the_window(imap):
 
 def test_fetch_partial_applies_after_changedsince(imap):
     raw = selected(imap)
-    modseq = int(raw.command("FETCH 10 (MODSEQ)")[0].split(b"MODSEQ (")[1].split(b")")[0])
+    # FETCH MODSEQ enables CONDSTORE, so an OK [HIGHESTMODSEQ] comes first (RFC 7162 3.1).
+    modseq = int(raw.command("FETCH 10 (MODSEQ)")[-2].split(b"MODSEQ (")[1].split(b")")[0])
     raw.command("STORE 2,5,7 +FLAGS.SILENT (\\Flagged)")
     lines = raw.command(f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} PARTIAL -1:-2)")
     assert [line.split(b" (")[0] for line in lines[:-1]] == [b"* 5 FETCH", b"* 7 FETCH"]
