@@ -381,17 +381,28 @@ class Status(Command):
 
 
 @dataclass(frozen=True)
+class CatenatePart:
+    """One part of ``CATENATE (...)`` (RFC 4469 section 5): ``TEXT`` bytes, or the text of an
+    IMAP ``URL`` whose bytes the server puts in its place."""
+
+    text: bytes | None = field(default=None, repr=False)
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class AppendMessage:
     """One message of an APPEND (MULTIAPPEND, RFC 3502, allows several).
 
     ``flags`` as sent (system flags canonically capitalised); ``binary`` when sent as a
-    ``~{n}`` literal8 (RFC 3516), which may contain NUL and unencoded 8-bit parts.
+    ``~{n}`` literal8 (RFC 3516), which may contain NUL and unencoded 8-bit parts.  With
+    CATENATE (RFC 4469) ``data`` is empty and ``parts`` lists what to join.
     """
 
     data: bytes = field(repr=False)
     flags: tuple[str, ...] = ()
     internal_date: datetime.datetime | None = None
     binary: bool = False
+    parts: tuple[CatenatePart, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -610,6 +621,31 @@ class SetMetadata(Command):
     name: ClassVar[str] = "SETMETADATA"
     mailbox: str
     entries: tuple[tuple[str, bytes | None], ...] = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenUrlAuth(Command):
+    """GENURLAUTH (url-rump mechanism) ... (RFC 4467 section 7.2); mechanisms upper-case."""
+
+    name: ClassVar[str] = "GENURLAUTH"
+    requests: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResetKey(Command):
+    """RESETKEY [mailbox [mechanism ...]] (RFC 4467 section 7.1)."""
+
+    name: ClassVar[str] = "RESETKEY"
+    mailbox: str | None = None
+    mechanisms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class UrlFetch(Command):
+    """URLFETCH url ... (RFC 4467 section 7.3)."""
+
+    name: ClassVar[str] = "URLFETCH"
+    urls: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -259,7 +259,8 @@ def _status(reader: Reader, tag: str, uid: bool) -> c.Command:
 
 
 def _append(reader: Reader, tag: str, uid: bool) -> c.Command:
-    """APPEND with MULTIAPPEND (RFC 3502), literal8 (RFC 3516) and ``UTF8 (~{n})`` (RFC 6855)."""
+    """APPEND with MULTIAPPEND (RFC 3502), literal8 (RFC 3516), ``UTF8 (~{n})`` (RFC 6855) and
+    ``CATENATE (TEXT {n} URL url ...)`` (RFC 4469 section 5)."""
     reader.sp()
     mailbox = reader.mailbox()
     messages: list[c.AppendMessage] = []
@@ -276,17 +277,35 @@ def _append(reader: Reader, tag: str, uid: bool) -> c.Command:
             except ValueError as exc:
                 raise Bad("Invalid date-time") from exc
             reader.sp()
+        parts: tuple[c.CatenatePart, ...] = ()
         if reader.accept_keyword(b"UTF8"):
             reader.sp()
             reader.expect(b"(")
             data, binary = reader.literal(allow_binary=True)
             reader.expect(b")")
+        elif reader.accept_keyword(b"CATENATE"):
+            reader.sp()
+            data, binary = b"", False
+            parts = tuple(reader.parenthesised(lambda: _catenate_part(reader)))
         else:
             data, binary = reader.literal(allow_binary=True)
-        messages.append(c.AppendMessage(data=data, flags=flags, internal_date=internal_date, binary=binary))
+        messages.append(
+            c.AppendMessage(data=data, flags=flags, internal_date=internal_date, binary=binary, parts=parts)
+        )
         if reader.at_end():
             break
     return c.Append(tag=tag, mailbox=mailbox, messages=tuple(messages))
+
+
+def _catenate_part(reader: Reader) -> c.CatenatePart:
+    """``cat-part = text-literal / url``: ``TEXT literal`` or ``URL astring`` (RFC 4469)."""
+    kind = reader.atom("TEXT or URL").upper()
+    reader.sp()
+    if kind == "TEXT":
+        return c.CatenatePart(text=reader.literal(allow_binary=True)[0])
+    if kind == "URL":
+        return c.CatenatePart(url=reader.astring_text("an IMAP URL"))
+    raise Bad(f"Unknown CATENATE part {kind}")
 
 
 def _expunge(reader: Reader, tag: str, uid: bool) -> c.Command:
@@ -788,6 +807,42 @@ def _setmetadata(reader: Reader, tag: str, uid: bool) -> c.Command:
     return c.SetMetadata(tag=tag, mailbox=mailbox, entries=entries)
 
 
+# --------------------------------------------------------------------------- URLAUTH
+
+
+def _genurlauth(reader: Reader, tag: str, uid: bool) -> c.Command:
+    """``GENURLAUTH 1*(SP url-rump SP mechanism)`` (RFC 4467 section 9)."""
+    requests = []
+    while reader.accept(b" "):
+        rump = reader.astring_text("a URL rump")
+        reader.sp()
+        requests.append((rump, reader.atom("a URLAUTH mechanism").upper()))
+    if not requests:
+        raise Bad("GENURLAUTH needs a URL and a mechanism")
+    return c.GenUrlAuth(tag=tag, requests=tuple(requests))
+
+
+def _resetkey(reader: Reader, tag: str, uid: bool) -> c.Command:
+    """``RESETKEY [SP mailbox *(SP mechanism)]`` (RFC 4467 section 9)."""
+    if not reader.accept(b" "):
+        return c.ResetKey(tag=tag)
+    mailbox = reader.mailbox()
+    mechanisms = []
+    while reader.accept(b" "):
+        mechanisms.append(reader.atom("a URLAUTH mechanism").upper())
+    return c.ResetKey(tag=tag, mailbox=mailbox, mechanisms=tuple(mechanisms))
+
+
+def _urlfetch(reader: Reader, tag: str, uid: bool) -> c.Command:
+    """``URLFETCH 1*(SP url)`` (RFC 4467 section 9)."""
+    urls = []
+    while reader.accept(b" "):
+        urls.append(reader.astring_text("a URL"))
+    if not urls:
+        raise Bad("URLFETCH needs a URL")
+    return c.UrlFetch(tag=tag, urls=tuple(urls))
+
+
 def _id(reader: Reader, tag: str, uid: bool) -> c.Command:
     """ID (NIL | (key value ...)) (RFC 2971 section 4)."""
     reader.sp()
@@ -848,6 +903,9 @@ _COMMANDS: dict[str, Handler] = {
     "COMPRESS": _compress,
     "GETMETADATA": _getmetadata,
     "SETMETADATA": _setmetadata,
+    "GENURLAUTH": _genurlauth,
+    "RESETKEY": _resetkey,
+    "URLFETCH": _urlfetch,
 }
 
 _UID_COMMAND_NAMES = ("FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE", "SORT", "THREAD")

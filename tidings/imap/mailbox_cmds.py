@@ -17,6 +17,7 @@ from tidings.imap import commands as c
 from tidings.imap import mutf7
 from tidings.imap.sequence import format_uid_set
 from tidings.imap.states import AUTHENTICATED, Bad, No, command
+from tidings.mail.imapurl import BadUrl, parse_imap_url
 from tidings.store import AlreadyExists, NotFound, StoreError
 from tidings.store.mailboxes import DELIMITER, SPECIAL_USES, Mailbox
 
@@ -276,17 +277,53 @@ async def append(session, cmd: c.Append):
         raise No(f"Invalid mailbox name: {exc}", "CANNOT") from None
     items = []
     for message in cmd.messages:
-        if not message.data:
+        data = await _catenate(session, message.parts) if message.parts else message.data
+        if not data:
             raise No("Empty message")
-        if len(message.data) > session.append_limit:
+        if len(data) > session.append_limit:
             raise No(f"Message larger than {session.append_limit} bytes", "TOOBIG")
         flags = [flag for flag in message.flags if flag.lower() != "\\recent"]
         when = message.internal_date.timestamp() if message.internal_date is not None else None
-        items.append((message.data, flags, when))
+        items.append((data, flags, when))
     results = await session.store.mailboxes.append_many(session.account.id, box.id, items)
     uidvalidity = results[0][0]
     uids = format_uid_set(uid for _, uid in results)
     return f"APPENDUID {uidvalidity} {uids}", "APPEND completed"
+
+
+async def _catenate(session, parts: tuple[c.CatenatePart, ...]) -> bytes:
+    """RFC 4469 section 5: the message is its TEXT parts and the bytes of its URL parts, in
+    order.  A URL names a message (or part) in the user's own mailboxes, absolute or relative
+    to this server; one that does not resolve fails the APPEND with ``NO [BADURL url]``.  An
+    authorised URL (URLAUTH) may name another user's message its access identifier admits."""
+    pieces: list[bytes] = []
+    size = 0
+    for part in parts:
+        if part.url is None:
+            data = part.text or b""
+        else:
+            data = await fetch_url(session, part.url, relative=True)
+            if data is None:
+                raise No(f"Cannot use URL {part.url}", f"BADURL {part.url}")
+        size += len(data)
+        if size > session.append_limit:
+            raise No(f"Message larger than {session.append_limit} bytes", "TOOBIG")
+        pieces.append(data)
+    return b"".join(pieces)
+
+
+async def fetch_url(session, text: str, *, relative: bool = False) -> bytes | None:
+    """The bytes an IMAP URL names, for this session's user; None when it names nothing the
+    user may read (RFC 4469 section 5, RFC 4467 section 6)."""
+    try:
+        url = parse_imap_url(text, relative=relative)
+    except BadUrl:
+        return None
+    if url.authorized:
+        return await session.store.urls.fetch_authorized(url, session.account.address)
+    if url.user is not None and url.user.lower() != session.account.address.lower():
+        return None  # another user's message needs an authorised URL
+    return await session.store.urls.fetch(session.account.id, url)
 
 
 # ---------------------------------------------------------------------------- QUOTA

@@ -85,6 +85,8 @@ _AUTHENTICATED_CAPABILITIES = (
     "QUOTA",
     "QUOTA=RES-STORAGE",
     "MULTIAPPEND",
+    "CATENATE",
+    "URLAUTH",
     "BINARY",
     "UTF8=ACCEPT",
 )
@@ -542,4 +544,5 @@ from tidings.imap import (  # noqa: E402,F401
     message_cmds,
     metadata_cmds,
     select_cmds,
+    urlauth_cmds,
 )

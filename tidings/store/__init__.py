@@ -1,7 +1,7 @@
 """The store: the one place that knows about SQL and blob files.
 
 Protocols use `Store` and the typed results of its parts (`accounts`, `mailboxes`, `threads`,
-`metadata`, `queue`, `delivery`); none of them builds a query or opens a blob file. `Store.open`
+`metadata`, `urls`, `queue`, `delivery`); none of them builds a query or opens a blob file. `Store.open`
 runs pending Alembic migrations, so a new data directory or an upgraded one is ready before any
 listener starts.
 """
@@ -22,6 +22,7 @@ from tidings.store.metadata import Metadata
 from tidings.store.migrate import migrate
 from tidings.store.queue import Queue
 from tidings.store.threads import Threads
+from tidings.store.urlauth import UrlAccess
 
 
 class Store:
@@ -35,6 +36,7 @@ class Store:
         self.mailboxes = Mailboxes(db, blobs, hub, self.node_id)
         self.threads = Threads(db, self.mailboxes)
         self.metadata = Metadata(db)
+        self.urls = UrlAccess(db, self.accounts, self.mailboxes)
         self.queue = Queue(db)
         self.delivery = Delivery(db, blobs, hub, self.node_id)
         self._listener = None

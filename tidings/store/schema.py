@@ -184,6 +184,15 @@ mailbox_metadata = Table(
     Column("value", LargeBinary, nullable=False),
 )
 
+# URLAUTH (RFC 4467, see store/urlauth.py): the random access key that signs a mailbox's
+# authorised URLs; RESETKEY and DELETE remove it, which voids every URL it signed.
+urlauth_keys = Table(
+    "urlauth_keys",
+    metadata,
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("access_key", LargeBinary, nullable=False),
+)
+
 queue = Table(
     "queue",
     metadata,
