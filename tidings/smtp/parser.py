@@ -103,6 +103,14 @@ class Bdat:
 
 
 @dataclass(frozen=True)
+class Burl:
+    """BURL absolute-URI [LAST] (RFC 4468 section 3): the URL's content is the next chunk."""
+
+    url: str
+    last: bool
+
+
+@dataclass(frozen=True)
 class Rset:
     """RSET (RFC 5321 section 4.1.1.5)."""
 
@@ -151,7 +159,9 @@ class Auth:
     initial: str | None
 
 
-Command = Hello | MailFrom | RcptTo | Data | Bdat | Rset | Vrfy | Expn | Help | Noop | Quit | StartTls | Auth
+Command = (
+    Hello | MailFrom | RcptTo | Data | Bdat | Burl | Rset | Vrfy | Expn | Help | Noop | Quit | StartTls | Auth
+)
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -194,6 +204,8 @@ def parse_command(line: bytes) -> Command:
         return _parse_rcpt(rest)
     if verb == "BDAT":
         return _parse_bdat(rest)
+    if verb == "BURL":
+        return _parse_burl(rest)
     if verb == "AUTH":
         return _parse_auth(rest)
     if verb == "VRFY":
@@ -395,6 +407,13 @@ def _parse_bdat(rest: str) -> Bdat:
     if len(parts) == 2 and parts[1].upper() != "LAST":
         raise syntax_error("Syntax: BDAT <size> [LAST]")
     return Bdat(int(parts[0]), len(parts) == 2)
+
+
+def _parse_burl(rest: str) -> Burl:
+    parts = rest.split()
+    if not parts or len(parts) > 2 or (len(parts) == 2 and parts[1].upper() != "LAST"):
+        raise syntax_error("Syntax: BURL <url> [LAST]")
+    return Burl(parts[0], len(parts) == 2)
 
 
 def _parse_auth(rest: str) -> Auth:

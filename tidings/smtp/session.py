@@ -32,11 +32,13 @@ from enum import Enum
 from tidings.auth.sasl import SaslError, b64decode_strict, decode_plain
 from tidings.mail.address import BadAddress, parse_address
 from tidings.mail.hops import MAX_HOPS, hop_count
+from tidings.mail.imapurl import BadUrl, parse_imap_url
 from tidings.smtp import headers as hdr
 from tidings.smtp.connection import TOO_BIG, Connection, ConnectionClosed
 from tidings.smtp.parser import (
     Auth,
     Bdat,
+    Burl,
     CommandError,
     Data,
     Expn,
@@ -156,6 +158,7 @@ OUT_OF_SEQUENCE = {
     RcptTo: "Need MAIL before RCPT",
     Data: "Need RCPT before DATA",
     Bdat: "Need RCPT before BDAT",
+    Burl: "Need RCPT before BURL",
     StartTls: "STARTTLS not allowed during a mail transaction",
     Auth: "AUTH not allowed now",
 }
@@ -275,6 +278,7 @@ class Session:
         if self.auth_available() and not self.authenticated:
             keywords.append("AUTH " + " ".join(SASL_MECHANISMS))  # RFC 4954
         if self.mode.submission:
+            keywords.append("BURL imap")  # RFC 4468: URLAUTH-authorised IMAP URLs of this server
             until = datetime.fromtimestamp(time.time() + MAX_HOLD_SECONDS, UTC)
             keywords.append(
                 f"FUTURERELEASE {MAX_HOLD_SECONDS} {until.strftime('%Y-%m-%dT%H:%M:%SZ')}"
@@ -455,6 +459,51 @@ class Session:
             raise Refused(552, "5.3.4", "Message size exceeds fixed maximum message size")
         await self.deliver(tx, canonical_line_endings(b"".join(tx.chunks)))
 
+    @command(Burl, states=ANY_STATE)
+    async def burl(self, cmd: Burl) -> None:
+        """BURL, RFC 4468 section 3: the content of an IMAP URL of this server is the next chunk
+        of the message, as if sent with BDAT.  The URL is a URLAUTH one whose access identifier
+        admits the submitting user (``submit+user``, ``user+user``, ``authuser``, ``anonymous``),
+        or a plain one naming the user's own message.  A URL that resolves to nothing aborts the
+        transaction (554 5.6.6)."""
+        if self.state not in (State.RCPT, State.CHUNKING):
+            raise self.out_of_sequence(cmd)
+        if not self.authenticated:
+            raise Refused(554, "5.7.0", "BURL needs an authenticated session")
+        data = await self.resolve_url(cmd.url)
+        tx = self.tx
+        if data is None:
+            self.reset_transaction()
+            raise Refused(554, "5.6.6", f"{cmd.url}: message content not available; transaction aborted")
+        tx.chunk_total += len(data)
+        if tx.chunk_total > self.limits.message_size:
+            tx.chunk_too_big = True
+            tx.chunks.clear()
+        if not tx.chunk_too_big:
+            tx.chunks.append(data)
+        if not cmd.last:
+            self.state = State.CHUNKING
+            self.send(250, "2.5.0", f"{len(data)} octets added")
+            return
+        self.tx = None
+        self.state = State.READY
+        if tx.chunk_too_big:
+            raise Refused(552, "5.3.4", "Message size exceeds fixed maximum message size")
+        await self.deliver(tx, canonical_line_endings(b"".join(tx.chunks)))
+
+    async def resolve_url(self, text: str) -> bytes | None:
+        """The bytes of a BURL URL for the authenticated user (store/urlauth.py decides)."""
+        try:
+            url = parse_imap_url(text)
+        except BadUrl:
+            return None
+        urls = self.app.store.urls
+        if url.authorized:
+            return await urls.fetch_authorized(url, self.account.address, submit=True)
+        if url.user is None or url.user.lower() != self.account.address.lower():
+            return None
+        return await urls.fetch(self.account.id, url)
+
     async def deliver(self, tx: Transaction, body: bytes) -> None:
         """Complete the headers, hand the message to the store, and say 250 only once it is durable."""
         if hop_count(body) >= MAX_HOPS:
@@ -557,7 +606,9 @@ class Session:
     async def help(self, cmd: Help) -> None:
         """HELP, RFC 5321 section 4.1.1.8."""
         self.send(
-            214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH HELP"
+            214,
+            "2.0.0",
+            "Commands: EHLO HELO MAIL RCPT DATA BDAT BURL RSET NOOP QUIT VRFY STARTTLS AUTH HELP",
         )
 
     @command(Quit)
