@@ -36,6 +36,8 @@ Example file (every key optional)::
     unauthenticated = 500       # per listener: sessions not logged in yet (every MX session)
     login_timeout = 60          # seconds from connect to login (IMAP, POP3, submission), however busy
     mx_session_timeout = "10m"  # the whole of an SMTP session on the MX port that does not log in
+    header_fields = 1000        # more header fields than this: 552 5.3.4 at end of DATA (max 10000)
+    header_bytes = "256k"       # a larger header section: 552 5.3.4 at end of DATA
 
     [queue]
     lifetime = "5d"
@@ -55,6 +57,12 @@ Example file (every key optional)::
     max_failures_per_account = 10
     failure_window = 300
     allow_plaintext = false      # AUTH/LOGIN before TLS
+
+    [srs]                        # Sender Rewriting Scheme for forwarded mail (aliases, catch-alls)
+    domain = ""                  # envelope domain of rewritten senders; default: default_domain
+    secret = ""                  # HMAC key; default: generated once into data_dir/srs-secret.
+                                 # Nodes sharing one database must share one secret.
+    max_age = "21d"              # bounces to older SRS addresses are refused (550)
 """
 
 from __future__ import annotations
@@ -65,6 +73,9 @@ import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tidings.mail.authorship import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_FIELDS
+from tidings.mail.headers import MAX_HEADER_FIELDS
 
 
 class ConfigError(ValueError):
@@ -146,6 +157,15 @@ class Limits:
     unauthenticated: int = 500
     login_timeout: float = 60.0
     mx_session_timeout: float = 600.0
+    header_fields: int = DEFAULT_MAX_HEADER_FIELDS
+    header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+
+
+@dataclass
+class SrsSettings:
+    domain: str = ""  # "" = the default domain
+    secret: str = ""  # "" = data_dir/srs-secret, created on first start
+    max_age: float = 21 * 86400.0
 
 
 @dataclass
@@ -185,6 +205,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     queue: QueueSettings = field(default_factory=QueueSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    srs: SrsSettings = field(default_factory=SrsSettings)
     node_id: str = ""
 
     def __post_init__(self) -> None:
@@ -207,6 +228,10 @@ class Config:
     @property
     def cert_path(self) -> Path:
         return self.tls_cert or self.self_signed_cert_path
+
+    @property
+    def srs_secret_path(self) -> Path:
+        return self.data_dir / "srs-secret"
 
     @property
     def key_path(self) -> Path:
@@ -254,6 +279,7 @@ def _from_dict(raw: dict, base: Path) -> Config:
         "limits",
         "queue",
         "auth",
+        "srs",
         "node_id",
     }
     unknown = set(raw) - known
@@ -296,6 +322,12 @@ def _from_dict(raw: dict, base: Path) -> Config:
             setattr(limits, key, parse_size(value))
         elif key in ("recipients", "line_length", "connections", "connections_per_ip", "unauthenticated"):
             limits.__setattr__(key, int(value))
+        elif key == "header_fields":
+            limits.header_fields = int(value)
+            if not 1 <= limits.header_fields <= MAX_HEADER_FIELDS:
+                raise ConfigError(f"limits.header_fields must be between 1 and {MAX_HEADER_FIELDS}")
+        elif key == "header_bytes":
+            limits.header_bytes = parse_size(value)
         else:
             raise ConfigError(f"unknown key limits.{key}")
     kwargs["limits"] = limits
@@ -333,4 +365,13 @@ def _from_dict(raw: dict, base: Path) -> Config:
         else:
             raise ConfigError(f"unknown key auth.{key}")
     kwargs["auth"] = auth
+    srs = SrsSettings()
+    for key, value in raw.get("srs", {}).items():
+        if key in ("domain", "secret"):
+            setattr(srs, key, str(value))
+        elif key == "max_age":
+            srs.max_age = parse_duration(value)
+        else:
+            raise ConfigError(f"unknown key srs.{key}")
+    kwargs["srs"] = srs
     return Config(**kwargs)

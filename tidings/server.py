@@ -13,6 +13,7 @@ import importlib
 import json
 import logging
 import os
+import secrets
 import signal
 import ssl
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from tidings.auth.throttle import LoginThrottle
 from tidings.config import Config
+from tidings.mail.srs import SenderRewriter
 from tidings.net.tls import ServerTls
 from tidings.queue.worker import QueueWorker
 from tidings.store import AlreadyExists, Store
@@ -50,6 +52,7 @@ class App:
     store: Store
     tls: ssl.SSLContext
     throttle: LoginThrottle
+    srs: SenderRewriter
     started_at: float = field(default_factory=time.time)
     # Live counters for `tidings status` and the admin pages: name -> open sessions.
     sessions: dict[str, int] = field(default_factory=dict)
@@ -86,7 +89,10 @@ class Server:
         throttle = LoginThrottle(
             config.auth.max_failures_per_ip, config.auth.max_failures_per_account, config.auth.failure_window
         )
-        self.app = App(config, store, self.tls.context, throttle)
+        srs = SenderRewriter(
+            load_srs_secret(config), config.srs.domain or config.default_domain, config.srs.max_age
+        )
+        self.app = App(config, store, self.tls.context, throttle, srs)
         for name, addresses in config.listen.items():
             if not addresses:
                 continue
@@ -176,6 +182,37 @@ class Server:
         print(f"tidings serving {self.config.hostname}: {ports}", flush=True)
         await stop.wait()
         await self.stop()
+
+
+def load_srs_secret(config: Config) -> bytes:
+    """The SRS HMAC key: `srs.secret` from the configuration, else data_dir/srs-secret, created with
+    32 random bytes (mode 0600) on first start. It must outlive restarts: bounces to addresses made
+    with a lost secret are refused as forged."""
+    if config.srs.secret:
+        return config.srs.secret.encode("utf-8")
+    path = config.srs_secret_path
+    try:
+        secret = path.read_bytes().strip()
+    except FileNotFoundError:
+        secret = b""
+    if secret:
+        return secret
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32).encode("ascii")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(tmp, path)  # never replaces a secret another process wrote meanwhile
+    except FileExistsError:
+        secret = path.read_bytes().strip()
+    finally:
+        tmp.unlink()
+    log.info("created the SRS secret at %s", path)
+    return secret
 
 
 def _bound(server: asyncio.base_events.Server) -> str:

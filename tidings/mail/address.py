@@ -1,7 +1,9 @@
 """Mail addresses: validation and the normal form we store (lower-case, IDNA domain).
 
 Local parts are compared case-insensitively, as users expect and as nearly every server does.
-Plus-addressing: `user+tag@domain` is delivered to `user@domain` when no exact match exists.
+Plus-addressing: `user+tag@domain` is delivered to `user@domain` when no exact match exists, and
+whoever may send as `user@domain` may send as `user+tag@domain`. `without_plus_tag` is the one place
+that rule lives: routing (store.accounts), recipient policy and sender ownership all ask it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,20 @@ class Address:
     @property
     def base_local(self) -> str:
         """The local part without a +tag (plus-addressing)."""
-        return self.local.split("+", 1)[0] if "+" in self.local[1:] else self.local
+        base = without_plus_tag(str(self))
+        return self.local if base is None else base.rpartition("@")[0]
+
+
+def without_plus_tag(address: str) -> str | None:
+    """`user@domain` for a normalised `user+tag@domain`, None when the address has no +tag.
+
+    The tag starts at the first "+" after the first character (a local part that starts with "+"
+    is an address of its own, as in Postfix's recipient_delimiter handling).
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or "+" not in local[1:]:
+        return None
+    return f"{local[0]}{local[1:].split('+', 1)[0]}@{domain}"
 
 
 def normalise_domain(domain: str) -> str:

@@ -47,11 +47,25 @@ class HeaderField:
 
 @dataclass(slots=True)
 class HeaderBlock:
-    """A header block from `start` up to `body_start` (which is just after the blank line, if any)."""
+    """A header block from `start` up to `body_start` (which is just after the blank line, if any).
+
+    `fields` is every field of the block unless one of the flags says the reading stopped early:
+    `over_field_limit` (more fields than asked for; the rest were skipped) or `ended_at_junk` (a line
+    that is neither a field nor a continuation ended the header; the body starts there). Anyone
+    deciding on the header's authority (who sent it, what gets signed) must refuse such a block:
+    another parser may read on and see fields we did not.
+    """
 
     start: int
     body_start: int
     fields: list[HeaderField] = field(default_factory=list)
+    over_field_limit: bool = False
+    ended_at_junk: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """Every line of the block was read as a field (or continuation) up to a blank line or the end."""
+        return not (self.over_field_limit or self.ended_at_junk)
 
     def first(self, name: str) -> HeaderField | None:
         wanted = name.lower()
@@ -70,13 +84,18 @@ class HeaderBlock:
         return None if f is None else field_text(raw, f)
 
 
-def parse_header_block(raw: bytes, start: int, end: int) -> HeaderBlock:
+def parse_header_block(raw: bytes, start: int, end: int, max_fields: int = MAX_HEADER_FIELDS) -> HeaderBlock:
     """Index the header fields of the entity at raw[start:end].
 
     The block ends at the first empty line (which belongs to the header, as in BODY[HEADER]) or
     at the first line that is neither a field nor a continuation; in the latter case the body
-    starts at that line, like most parsers do with such broken messages.
+    starts at that line, like most parsers do with such broken messages. After `max_fields`
+    fields (at most MAX_HEADER_FIELDS) the rest of the block is skipped and flagged.
+
+    This is the one header reader: indexing, the submission checks and DKIM signing all use it,
+    so they can never disagree about which fields a message has.
     """
+    max_fields = min(max_fields, MAX_HEADER_FIELDS)
     block = HeaderBlock(start, end)
     fields = block.fields
     pos = start
@@ -101,9 +120,11 @@ def parse_header_block(raw: bytes, start: int, end: int) -> HeaderBlock:
             current = None
         if match is None:
             block.body_start = pos
+            block.ended_at_junk = True
             return block
-        if len(fields) >= MAX_HEADER_FIELDS:
+        if len(fields) >= max_fields:
             block.body_start = _skip_to_blank_line(raw, pos, end)
+            block.over_field_limit = True
             return block
         current = (match.group(1).decode("ascii"), pos, match.end())
         pos = line_end

@@ -10,12 +10,16 @@ Pure functions over message bytes; the one header reader (`mail.headers`) does t
 
 from __future__ import annotations
 
-from tidings.mail.headers import parse_header_block
+from tidings.mail.headers import HeaderBlock, parse_header_block
 
 MAX_HOPS = 50
 
 
 def hop_count(raw: bytes) -> int:
     """The number of Received fields in the message's header section."""
-    block = parse_header_block(raw, 0, len(raw))
+    return hops_in(parse_header_block(raw, 0, len(raw)))
+
+
+def hops_in(block: HeaderBlock) -> int:
+    """The number of Received fields in an already read header block."""
     return sum(1 for f in block.fields if f.name.lower() == "received")

@@ -31,7 +31,7 @@ from tidings.queue.dsn import RecipientReport, bounce, send_report
 from tidings.queue.mx import Resolver, RoutingError, make_resolver, next_hops
 from tidings.queue.outcome import Attempt, deferred, failed
 from tidings.queue.relay import RelayJob, RelayRecipient, relay
-from tidings.queue.signing import sign_outbound
+from tidings.queue.signing import outbound
 from tidings.store import AliasLoop, NotFound
 from tidings.store.delivery import Envelope
 from tidings.store.queue import QueueEntry, QueueRecipient, RecipientOutcome
@@ -171,11 +171,14 @@ class QueueWorker:
         for recipient in entry.pending:
             by_domain[recipient.domain].append(recipient)
         local = {d for d in by_domain if await self.store.accounts.is_local_domain(d)}
-        outgoing = raw
+        sender, outgoing = entry.sender, raw
         remote = set(by_domain) - local
         too_many_hops = bool(remote) and hop_count(raw) > MAX_HOPS
         if remote and not too_many_hops:
-            outgoing = await sign_outbound(self.store, entry.sender, raw)
+            # Signed if an authenticated user submitted it; a forward otherwise (SRS, no signature).
+            sender, outgoing = await outbound(
+                self.store, self.app.srs, authored=entry.account_id is not None, sender=sender, message=raw
+            )
 
         results: dict[int, Attempt] = {}
 
@@ -190,7 +193,7 @@ class QueueWorker:
                     loop = failed("5.4.6", f"Too many hops ({hop_count(raw)} Received fields)", code=554)
                     results.update({r.id: loop for r in recipients})
                 else:
-                    results.update(await self._relay_domain(entry, domain, recipients, outgoing))
+                    results.update(await self._relay_domain(entry, domain, recipients, sender, outgoing))
             except Exception as exc:
                 log.exception("queue %s: delivery to %s failed", entry.id, domain)
                 broken = deferred("4.3.0", f"internal error: {exc}")
@@ -201,7 +204,7 @@ class QueueWorker:
         return await self._conclude(entry, results)
 
     async def _relay_domain(
-        self, entry: QueueEntry, domain: str, recipients: list[QueueRecipient], message: bytes
+        self, entry: QueueEntry, domain: str, recipients: list[QueueRecipient], sender: str, message: bytes
     ) -> dict[int, Attempt]:
         async with self._domain_slots[domain]:
             try:
@@ -212,7 +215,7 @@ class QueueWorker:
                 attempt = failed(exc.status, exc.text) if exc.permanent else deferred(exc.status, exc.text)
                 return {r.id: attempt for r in recipients}
             job = RelayJob(
-                sender=entry.sender,
+                sender=sender,
                 recipients=[RelayRecipient(r.id, r.address, r.notify, r.orcpt) for r in recipients],
                 message=message,
                 envid=entry.envid,

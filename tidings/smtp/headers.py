@@ -1,8 +1,9 @@
 """Header fields the SMTP server adds or reads: Received, Message-ID, Date, X-Tidings-Send-At, From.
 
-Pure functions over message bytes. The MX path only prepends a `Received:` field (no parsing, so
-broken or non-UTF-8 headers pass untouched); the submission path also reads From: and the
-scheduling header and completes Date / Message-ID (RFC 6409 section 8).
+Pure functions over message bytes. The MX path only prepends a `Received:` field (the header block
+is read for its size limits, never rewritten, so broken or non-UTF-8 headers pass untouched); the
+submission path also reads From:/Sender: (through `mail.authorship`, the one reading the DKIM
+signer uses too) and the scheduling header and completes Date / Message-ID (RFC 6409 section 8).
 
 `X-Tidings-Send-At: <RFC 5322 date>` is our scheduling header: a mail client that cannot speak
 FUTURERELEASE sets it, the server holds the message until that time and strips the field before
@@ -18,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tidings.mail.address_list import mail_addresses, parse_address_list
-from tidings.mail.headers import parse_header_block
+from tidings.mail.authorship import Authors, read_authors
+from tidings.mail.headers import HeaderBlock
 
 SEND_AT_HEADER = "X-Tidings-Send-At"
 
@@ -83,7 +84,7 @@ def received_header(
 class SubmittedHeaders:
     """What the submission path needs from a message's header block."""
 
-    from_addresses: list[str] = field(default_factory=list)
+    authors: Authors = field(default_factory=Authors)
     send_at: str | None = None  # raw value of X-Tidings-Send-At
     has_date: bool = False
     has_message_id: bool = False
@@ -92,17 +93,14 @@ class SubmittedHeaders:
     has_fields: bool = False
 
 
-def read_submitted_headers(raw: bytes) -> SubmittedHeaders:
-    """Index the header block; never raises on malformed input."""
-    block = parse_header_block(raw, 0, len(raw))
-    out = SubmittedHeaders(body_start=block.body_start, has_fields=bool(block.fields))
+def read_submitted_headers(raw: bytes, block: HeaderBlock) -> SubmittedHeaders:
+    """What submission needs from the header block `block` of `raw`; never raises on malformed input."""
+    out = SubmittedHeaders(
+        authors=read_authors(raw, block), body_start=block.body_start, has_fields=bool(block.fields)
+    )
     for f in block.fields:
         name = f.name.lower()
-        if name == "from":
-            value = raw[f.value_start : f.end].decode("utf-8", "replace")
-            for address in mail_addresses(parse_address_list(" ".join(value.split()))):
-                out.from_addresses.append(address.addr_spec)
-        elif name == "date":
+        if name == "date":
             out.has_date = True
         elif name == "message-id":
             out.has_message_id = True

@@ -31,7 +31,7 @@ async def start(app, name: str, host: str, port: int) -> Listener:
     # for, so the same deadline caps the whole of an MX session that does not authenticate.
     login_timeout = limits.mx_session_timeout if name == "smtp" else limits.login_timeout
     listener = Listener(app, name, session_limits(app.config, login_timeout), refusal(app.hostname))
-    router = RecipientRouter(app.store, app.config.default_domain)
+    router = RecipientRouter(app.store, app.config.default_domain, app.srs)
 
     def start_session(conn: Connection) -> None:
         try:

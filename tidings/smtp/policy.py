@@ -9,6 +9,9 @@ The rules (also in the operator documentation):
   no IP-based relay permission, so the server is never an open relay.
 - An authenticated user sends only as one of `store.accounts.senders_allowed(account)` (their
   address and aliases pointing at them, `user+tag@` included): envelope sender and From: header.
+- A bounce to an SRS address at one of our domains (`SRS0=...@`, made when we forwarded mail; see
+  `mail.srs`) goes back to the original sender, also when that is remote: the hash in the address
+  is what allows the relaying. A forged or expired one is refused at RCPT (550 5.7.1).
 - Quota (RFC 3463 X.2.2), answered while the client still holds the message, never by a bounce of
   ours to a reverse-path that may be forged:
   - at RCPT, a recipient none of whose mailboxes has room is deferred (452 4.2.2): its owner can make
@@ -36,7 +39,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
-from tidings.mail.address import BadAddress, parse_address
+from tidings.mail.address import BadAddress, normalise_domain, parse_address, without_plus_tag
+from tidings.mail.srs import SenderRewriter, SrsError, is_srs
 from tidings.store import AliasLoop, NotFound, Store
 from tidings.store.accounts import Account
 
@@ -66,9 +70,10 @@ ROUTE_CACHE_ENTRIES = 10_000
 class RecipientRouter:
     """`route_recipient` with a short-lived cache of positive answers (one per listener)."""
 
-    def __init__(self, store: Store, default_domain: str) -> None:
+    def __init__(self, store: Store, default_domain: str, srs: SenderRewriter | None = None) -> None:
         self.store = store
         self.default_domain = default_domain
+        self.srs = srs
         self._cache: dict[tuple[str, bool], tuple[float, RecipientRoute, bool]] = {}
 
     async def route(self, address: str, *, authenticated: bool, declared_size: int | None) -> RecipientRoute:
@@ -86,6 +91,7 @@ class RecipientRouter:
             authenticated=authenticated,
             default_domain=self.default_domain,
             declared_size=declared_size,
+            srs=self.srs,
         )
         if len(self._cache) >= ROUTE_CACHE_ENTRIES:
             self._cache.clear()
@@ -100,10 +106,19 @@ async def route_recipient(
     authenticated: bool,
     default_domain: str,
     declared_size: int | None = None,
+    srs: SenderRewriter | None = None,
 ) -> RecipientRoute:
     """Resolve one recipient or raise PolicyRefusal (RFC 5321 section 3.6 relaying)."""
     if "@" not in address and address.lower() == "postmaster":
         address = f"postmaster@{default_domain}"  # RFC 5321 section 4.5.1
+    if srs is not None and is_srs(address):
+        domain = address.rpartition("@")[2]
+        try:
+            is_ours = await store.accounts.is_local_domain(normalise_domain(domain))
+        except BadAddress:
+            is_ours = False
+        if is_ours:
+            return await _route_srs_bounce(store, srs, address, default_domain, declared_size)
     try:
         normal = str(parse_address(address))
     except BadAddress as exc:
@@ -134,6 +149,27 @@ async def route_recipient(
     return route
 
 
+async def _route_srs_bounce(
+    store: Store, srs: SenderRewriter, address: str, default_domain: str, declared_size: int | None
+) -> RecipientRoute:
+    """Mail to an SRS address we made goes to the sender it encodes (checked before parse_address:
+    SRS local parts may be longer than the 64 octets RFC 5321 section 4.5.3.1.1 allows)."""
+    try:
+        original = parse_address(srs.reverse(address))
+    except (SrsError, BadAddress) as exc:
+        raise PolicyRefusal(550, "5.7.1", f"<{address}>: not a valid SRS address of ours ({exc})") from None
+    if await store.accounts.is_local_domain(original.domain):
+        route = await route_recipient(
+            store,
+            str(original),
+            authenticated=False,
+            default_domain=default_domain,
+            declared_size=declared_size,
+        )
+        return replace(route, address=address.lower())
+    return RecipientRoute(address.lower(), remote=[str(original)])
+
+
 async def _is_account(store: Store, target: str, targets: list[str], address: str) -> bool:
     # resolve() returns an account's own address for it; only other targets need a second look.
     if targets == [target] and _same_mailbox(target, address):
@@ -144,10 +180,7 @@ async def _is_account(store: Store, target: str, targets: list[str], address: st
 
 def _same_mailbox(target: str, address: str) -> bool:
     """`address` is `target` itself or its plus-address."""
-    if target == address:
-        return True
-    local, _, domain = address.rpartition("@")
-    return "+" in local[1:] and f"{local.split('+', 1)[0]}@{domain}" == target
+    return target == address or without_plus_tag(address) == target
 
 
 async def _check_quota(store: Store, accounts: list[str], declared_size: int | None, address: str) -> bool:
@@ -192,12 +225,12 @@ def has_room(account: Account, size: int) -> bool:
 
 
 def sender_allowed(address: str, allowed: set[str]) -> bool:
-    """An authenticated user's sender address check (plus-addresses of allowed ones pass too)."""
+    """An authenticated user's sender address check (plus-addresses of allowed ones pass too).
+
+    The one rule for envelope sender, From: and Sender: alike (like Postfix's
+    reject_sender_login_mismatch): the address must be one the account owns."""
     try:
         normal = str(parse_address(address))
     except BadAddress:
         return False
-    if normal in allowed:
-        return True
-    local, _, domain = normal.rpartition("@")
-    return "+" in local[1:] and f"{local.split('+', 1)[0]}@{domain}" in allowed
+    return normal in allowed or without_plus_tag(normal) in allowed

@@ -31,7 +31,9 @@ from enum import Enum
 
 from tidings.auth.sasl import SaslError, b64decode_strict, decode_plain
 from tidings.mail.address import BadAddress, parse_address
-from tidings.mail.hops import MAX_HOPS, hop_count
+from tidings.mail.authorship import header_problem
+from tidings.mail.headers import HeaderBlock, parse_header_block
+from tidings.mail.hops import MAX_HOPS, hops_in
 from tidings.mail.imapurl import BadUrl, parse_imap_url
 from tidings.smtp import headers as hdr
 from tidings.smtp.connection import TOO_BIG, Connection, ConnectionClosed
@@ -505,13 +507,20 @@ class Session:
         return await urls.fetch(self.account.id, url)
 
     async def deliver(self, tx: Transaction, body: bytes) -> None:
-        """Complete the headers, hand the message to the store, and say 250 only once it is durable."""
-        if hop_count(body) >= MAX_HOPS:
+        """Check and complete the headers, hand the message to the store, and say 250 only once it is
+        durable."""
+        release_at = tx.release_at
+        limits = self.limits
+        block = parse_header_block(body, 0, len(body), max_fields=limits.header_fields + 1)
+        problem = header_problem(block, limits.header_fields, limits.header_bytes)
+        if problem is not None:
+            # RFC 3463 5.3.4: "message too big for system"; the header part of it is what is too big.
+            raise Refused(552, "5.3.4", f"Message header too large: {problem}")
+        if hops_in(block) >= MAX_HOPS:
             # RFC 5321 section 6.3: this many relays means a mail loop; refuse rather than add a hop.
             raise Refused(554, "5.4.6", "Too many hops")
-        release_at = tx.release_at
         if self.authenticated:
-            body, release_at = self.complete_submission(body, release_at)
+            body, release_at = self.complete_submission(body, block, release_at)
         routes = [route for route, _ in tx.recipients]
         single = routes[0].address if len(routes) == 1 else None
         transaction_id = hdr.transaction_id()
@@ -541,13 +550,26 @@ class Session:
             raise Refused(code, status, text)
         self.send(250, "2.0.0", f"OK queued as {transaction_id}")
 
-    def complete_submission(self, body: bytes, release_at: float | None) -> tuple[bytes, float | None]:
-        """RFC 6409 rules for authenticated senders: From: must be theirs; Date/Message-ID added;
-        X-Tidings-Send-At read (when FUTURERELEASE was not used) and stripped."""
-        found = hdr.read_submitted_headers(body)
-        for address in found.from_addresses:
-            if not sender_allowed(address, self.allowed_senders):
-                raise Refused(550, "5.7.1", f"From: <{address}> is not an address of {self.account.address}")
+    def complete_submission(
+        self, body: bytes, block: HeaderBlock, release_at: float | None
+    ) -> tuple[bytes, float | None]:
+        """RFC 6409 rules for authenticated senders: every From: and Sender: address must be theirs
+        (RFC 6409 section 8.1 lets us refuse; we do, as Postfix's reject_sender_login_mismatch);
+        Date/Message-ID added; X-Tidings-Send-At read (when FUTURERELEASE was not used) and stripped."""
+        if block.fields and not block.complete:
+            # Another reader (a DKIM library, the recipient's client) may read on past such a line
+            # and find a From: we never checked.
+            raise Refused(554, "5.6.0", "Malformed header: a line is neither a field nor a continuation")
+        found = hdr.read_submitted_headers(body, block)
+        authors = found.authors
+        if authors.unreadable:
+            raise Refused(550, "5.7.1", f"{authors.unreadable[0]}: cannot be read as a mail address")
+        for label, addresses in (("From", authors.from_addresses), ("Sender", authors.sender_addresses)):
+            for address in addresses:
+                if not sender_allowed(address, self.allowed_senders):
+                    raise Refused(
+                        550, "5.7.1", f"{label}: <{address}> is not an address of {self.account.address}"
+                    )
         if found.send_at is not None and release_at is None:
             send_at = hdr.parse_send_at(found.send_at)
             if send_at is None:

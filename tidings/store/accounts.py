@@ -15,7 +15,7 @@ from tidings.auth.passwords import (
     hash_password,
     verify_password,
 )
-from tidings.mail.address import BadAddress, normalise_domain, parse_address
+from tidings.mail.address import BadAddress, normalise_domain, parse_address, without_plus_tag
 from tidings.store import schema as s
 from tidings.store.database import AliasLoop, AlreadyExists, Database, NotFound, StoreError, Tx
 
@@ -354,13 +354,14 @@ class Accounts:
 
 
 def resolve_rows(tx: Tx, address: str, depth: int = 0) -> list[str] | None:
-    local, _, domain = address.rpartition("@")
+    domain = address.rpartition("@")[2]
     conn = tx.conn
     if conn.execute(select(s.domains.c.id).where(s.domains.c.name == domain)).first() is None:
         return None
     candidates = [address]
-    if "+" in local[1:]:
-        candidates.append(local.split("+", 1)[0] + "@" + domain)
+    base = without_plus_tag(address)
+    if base is not None:
+        candidates.append(base)
     for candidate in candidates:
         account = conn.execute(
             select(s.accounts.c.address).where(
