@@ -36,7 +36,7 @@ Example file (every key optional)::
     unauthenticated = 500       # per listener: sessions not logged in yet (every MX session)
     login_timeout = 60          # seconds from connect to login (IMAP, POP3, submission), however busy
     mx_session_timeout = "10m"  # the whole of an SMTP session on the MX port that does not log in
-    header_fields = 1000        # more header fields than this: 552 5.3.4 at end of DATA (max 10000)
+    header_fields = 1000        # more header fields than this: 552 5.3.4 at end of DATA (max 5000)
     header_bytes = "256k"       # a larger header section: 552 5.3.4 at end of DATA
 
     [queue]
@@ -324,8 +324,10 @@ def _from_dict(raw: dict, base: Path) -> Config:
             limits.__setattr__(key, int(value))
         elif key == "header_fields":
             limits.header_fields = int(value)
-            if not 1 <= limits.header_fields <= MAX_HEADER_FIELDS:
-                raise ConfigError(f"limits.header_fields must be between 1 and {MAX_HEADER_FIELDS}")
+            # Half the parser's own limit: trace fields added on the way must still fit in what the
+            # indexer and the DKIM signer read.
+            if not 1 <= limits.header_fields <= MAX_HEADER_FIELDS // 2:
+                raise ConfigError(f"limits.header_fields must be between 1 and {MAX_HEADER_FIELDS // 2}")
         elif key == "header_bytes":
             limits.header_bytes = parse_size(value)
         else:

@@ -12,7 +12,7 @@ import smtplib
 import pytest
 
 from tests.smtp.conftest import ALICE, BOB, SMTP_LISTENERS, SmtpServer, message
-from tidings.config import Limits
+from tidings.config import ConfigError, Limits, load_config
 from tidings.mail.authorship import DEFAULT_MAX_HEADER_FIELDS
 
 CEO = "ceo@bank.test"
@@ -128,3 +128,18 @@ def test_plus_addresses_are_one_rule_for_sender_and_recipient(smtp):
         assert code == 550
     [stored] = smtp.inbox(BOB)
     assert b"for <bob+b@example.test>" in stored
+
+
+def test_header_limits_and_srs_settings_come_from_the_config_file(tmp_path):
+    path = tmp_path / "tidings.toml"
+    path.write_text(
+        '[limits]\nheader_fields = 200\nheader_bytes = "64k"\n'
+        '[srs]\ndomain = "fwd.example"\nsecret = "s3cret"\nmax_age = "7d"\n'
+    )
+    config = load_config(path)
+    assert (config.limits.header_fields, config.limits.header_bytes) == (200, 64 * 1024)
+    assert (config.srs.domain, config.srs.secret, config.srs.max_age) == ("fwd.example", "s3cret", 7 * 86400)
+    assert Limits().header_fields == 1000 and Limits().header_bytes == 256 * 1024
+    path.write_text("[limits]\nheader_fields = 20000\n")
+    with pytest.raises(ConfigError, match="header_fields"):
+        load_config(path)
