@@ -145,7 +145,15 @@ class Connection(asyncio.Protocol):
             self.flush()
             raise ConnectionClosed()
         self.flush()
+        buffered = len(self.buffer)
         await self.pace()  # no more input while our replies are not being read
+        if len(self.buffer) != buffered:
+            # Input arrived while pace() yielded, with no waiter to wake: the caller must look at
+            # it now. Waiting here would wait for bytes the client never sends (it has sent the
+            # whole message and waits for our reply) until the idle timeout.
+            return
+        if self.closed or self._eof:  # the same for the end of input
+            raise ConnectionClosed()
         waiter = self.loop.create_future()
         self._waiter = waiter
         if self._paused:
