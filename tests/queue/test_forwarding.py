@@ -130,3 +130,14 @@ def test_srs_secret_is_created_once_and_read_back_on_the_next_start(hosts):
     assert path.stat().st_mode & 0o777 == 0o600
     assert load_srs_secret(a.config) == a.app.srs.secret  # what the next start will use
     assert len(a.app.srs.secret) == 64
+
+
+def test_catch_all_forward_is_rewritten_and_unsigned_too(hosts):
+    a, _, remote = hosts
+    a.call(a.store.accounts.add_alias("@a.test", ["catcher@c.test"]))
+    spoof = b"From: Alice <alice@a.test>\r\nTo: anything@a.test\r\nSubject: caught\r\n\r\nHi.\r\n"
+    with smtplib.SMTP(a.host, a.ports["smtp"], timeout=10) as client:
+        client.sendmail("mallory@evil.test", ["anything@a.test"], spoof)
+    [tx] = remote.wait_messages(1)
+    assert tx.rcpts[0][0] == "catcher@c.test" and signing_domains(tx.data) == []
+    assert a.app.srs.reverse(tx.mail_from) == "mallory@evil.test"
