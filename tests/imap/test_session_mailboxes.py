@@ -242,3 +242,47 @@ def test_a_failing_handler_answers_serverbug_and_the_session_goes_on(imap, monke
     raw = imap.raw(login=ALICE)
     assert raw.command("STATUS INBOX (MESSAGES)")[-1] == b"T2 NO [SERVERBUG] Internal server error"
     assert raw.command("NOOP")[-1] == b"T3 OK NOOP completed"
+
+
+ATOM_NAME = "!#$&'+,-.0123456789:;<=>?@^_`|}"
+"""Every atom character that is not a letter (RFC 3501 section 9: atom-specials exclude "}")."""
+ATOM_NAME_MUTF7 = ATOM_NAME.replace("&", "&-")  # RFC 3501 5.1.3: "&" is sent as "&-"
+
+
+def test_a_name_of_every_atom_character_works_unquoted_in_select_create_and_list(imap):
+    raw = imap.raw(login=ALICE)
+    wire = ATOM_NAME_MUTF7
+    assert re.match(rb"T\d+ NO \[NONEXISTENT\]", raw.command(f"SELECT {wire}")[-1])
+    assert re.match(rb"T\d+ NO \[NONEXISTENT\]", raw.command(f"SELECT {wire}x")[-1])
+    assert b" OK " in raw.command(f"CREATE {wire}")[-1]
+    assert b" OK " in raw.command(f"CREATE {wire}/child}}")[-1]
+    lines = raw.command(f'LIST "" {wire}')
+    assert lines[0] == b'* LIST (\\HasChildren) "/" "' + wire.encode() + b'"', lines
+    assert lines[-1].endswith(b"OK LIST completed")
+    pattern = wire.replace(":;", "%")
+    assert set(listed(raw.command(f'LIST "" {pattern}*'))) == {wire.encode(), wire.encode() + b"/child}"}
+    assert set(listed(raw.command(f"LIST {wire}/ %}}"))) == {wire.encode() + b"/child}"}
+    assert b" OK " in raw.command(f"SELECT {wire}")[-1]
+    assert b" OK " in raw.command(f"STATUS {wire} (MESSAGES)")[-1]
+
+
+def test_a_bare_ampersand_is_no_rather_than_bad_unless_utf8_is_enabled(imap):
+    """A bare "&" is not modified UTF-7, but the command is well formed: NO, never BAD."""
+    raw = imap.raw(login=ALICE)
+    assert re.match(rb"T\d+ NO \[NONEXISTENT\]", raw.command(f"SELECT {ATOM_NAME}")[-1])
+    assert re.match(rb"T\d+ NO \[CANNOT\]", raw.command(f"CREATE {ATOM_NAME}")[-1])
+    assert raw.command(f'LIST "" {ATOM_NAME}')[-1].endswith(b"OK LIST completed")
+    raw.command("ENABLE UTF8=ACCEPT")
+    assert b" OK " in raw.command(f"CREATE {ATOM_NAME}")[-1]
+    assert set(listed(raw.command(f'LIST "" {ATOM_NAME}'))) == {ATOM_NAME.encode()}
+    assert b" OK " in raw.command(f"SELECT {ATOM_NAME}")[-1]
+
+
+def test_imapclient_handles_a_name_of_every_atom_character(imap):
+    with IMAPClient("127.0.0.1", imap.ports["imaps"], ssl=True, ssl_context=client_tls(), timeout=10) as client:
+        client.login(ALICE, PASSWORD)
+        assert not client.folder_exists(ATOM_NAME)
+        client.create_folder(ATOM_NAME)
+        assert ATOM_NAME in [name for _, _, name in client.list_folders()]
+        assert [name for _, _, name in client.list_folders(pattern=ATOM_NAME)] == [ATOM_NAME]
+        assert client.select_folder(ATOM_NAME)[b"EXISTS"] == 0

@@ -50,11 +50,12 @@ class LiteralMarker:
     binary: bool  # ~{n} literal8 (RFC 3516)
 
 
-# Character classes from the ABNF, as regular expressions over bytes.
-_ATOM = re.compile(rb"[\x21\x23\x24\x26\x27\x2b-\x5b\x5e-\x7a\x7c\x7e]+")
-_ASTRING_CHARS = re.compile(rb"[\x21\x23\x24\x26\x27\x2b-\x5b\x5d\x5e-\x7a\x7c\x7e]+")
-_TAG = re.compile(rb"[\x21\x23\x24\x26\x27\x2c-\x5b\x5d\x5e-\x7a\x7c\x7e]+")
-_LIST_CHARS = re.compile(rb"[\x21\x23-\x27\x2a\x2b-\x5b\x5d\x5e-\x7a\x7c\x7e]+")
+# Character classes from the ABNF, as regular expressions over bytes.  atom-char is every CHAR but
+# atom-specials: ( ) { SP CTL % * " \ ]; so "}" (0x7d) is an atom character, only "{" is special.
+_ATOM = re.compile(rb"[\x21\x23\x24\x26\x27\x2b-\x5b\x5e-\x7a\x7c-\x7e]+")
+_ASTRING_CHARS = re.compile(rb"[\x21\x23\x24\x26\x27\x2b-\x5b\x5d\x5e-\x7a\x7c-\x7e]+")
+_TAG = re.compile(rb"[\x21\x23\x24\x26\x27\x2c-\x5b\x5d\x5e-\x7a\x7c-\x7e]+")
+_LIST_CHARS = re.compile(rb"[\x21\x23-\x27\x2a\x2b-\x5b\x5d\x5e-\x7a\x7c-\x7e]+")
 _QUOTED = re.compile(rb'"((?:[^"\\\x00\r\n]|\\["\\])*)"')
 _QUOTED_ESCAPE = re.compile(rb'\\(["\\])')
 _DIGITS = re.compile(rb"[0-9]+")

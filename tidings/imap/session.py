@@ -229,18 +229,20 @@ class ImapSession:
 
     # ------------------------------------------------------------------ mailbox names
 
-    def decode_name(self, wire_name: str) -> str:
+    def decode_name(self, wire_name: str, invalid_code: str = "CANNOT") -> str:
         """A mailbox name from the client, in our UTF-8 form, INBOX normalised.
 
         Names that would step outside the user's own namespace (other users, shared folders,
-        path tricks) are refused here, before the store sees them.
+        path tricks) are refused here, before the store sees them.  A name that is not valid
+        modified UTF-7 (say a bare ``&``) is a well-formed astring, so it gets ``NO`` with
+        ``invalid_code`` (no such mailbox can exist), never ``BAD``.
         """
         name = wire_name
         if not self.utf8:
             try:
                 name = mutf7.decode(wire_name)
             except mutf7.ModifiedUtf7Error as exc:
-                raise Bad(f"Mailbox name is not valid modified UTF-7: {exc}") from None
+                raise No(f"Mailbox name is not valid modified UTF-7 (write & as &-): {exc}", invalid_code) from None
         name = c.normalise_mailbox_name(name)
         if name.startswith(("#", "~", "/")) or any(part in (".", "..") for part in name.split("/")):
             raise No("No such mailbox: other users' and shared mailboxes are not available", "NONEXISTENT")
@@ -254,7 +256,7 @@ class ImapSession:
 
     async def mailbox(self, wire_name: str):
         """The store's mailbox for a name the client sent, or NO [NONEXISTENT]."""
-        name = self.decode_name(wire_name)
+        name = self.decode_name(wire_name, "NONEXISTENT")
         try:
             return await self.store.mailboxes.get(self.account.id, name)
         except NotFound:
