@@ -165,7 +165,8 @@ class Server:
                 await task
         for _, server in self.servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 2)
+                async with asyncio.timeout(2):
+                    await server.wait_closed()
         if self.app is not None:
             self.app.store.close()
         with contextlib.suppress(FileNotFoundError):

@@ -310,3 +310,28 @@ def test_queue_cli_shows_scheduled_time_and_retry_keeps_it(sender_server, tmp_pa
     assert "0 message(s) will be retried" in capsys.readouterr().out
     assert main([*cli, "delete", str(result.queue_id)]) == 0
     assert queue_count(a) == 0
+
+
+def test_a_cancel_that_arrives_with_a_wake_up_stops_the_worker(sender_server):
+    """The worker sleeps until woken or due; a shutdown that cancels it just as a change wakes it
+    must still stop it (asyncio.wait_for on Python 3.11 returned normally there, the loop went on
+    and server.stop() hung — seen once in a few hundred runs of this file)."""
+    import asyncio
+
+    from tidings.queue.worker import QueueWorker
+
+    a = sender_server(None, poll_interval=30)
+
+    async def race() -> str:
+        worker = QueueWorker(a.app)
+        sleeper = asyncio.create_task(worker._sleep())
+        await asyncio.sleep(0.2)  # asleep on the wake event now
+        worker.wake()
+        sleeper.cancel()
+        try:
+            await sleeper
+        except asyncio.CancelledError:
+            return "stopped"
+        return "cancellation swallowed"
+
+    assert a.call(race()) == "stopped"

@@ -86,12 +86,26 @@ class RunningServer:
         """Run a coroutine on the server's loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def _task_stacks(self) -> str:
+        """Where each task of the server's loop waits: what a hung stop() needs to be understood."""
+        import io
+
+        out = io.StringIO()
+        try:
+            for task in list(asyncio.all_tasks(self.loop)):
+                task.print_stack(limit=8, file=out)
+        except RuntimeError as exc:  # the task set changed while read from this thread
+            out.write(f"(could not list the tasks: {exc})")
+        return out.getvalue()
+
     def add_user(self, address: str, password: str = "correct horse 1", quota: int | None = None):
         return self.call(self.store.accounts.add_user(address, password, quota))
 
     def stop(self) -> None:
         try:
             self.call(self.server.stop())
+        except TimeoutError:
+            raise TimeoutError("server.stop() did not finish; tasks still running:\n" + self._task_stacks()) from None
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)

@@ -116,6 +116,7 @@ class Connection:
         self.closed = True
         try:
             self.writer.close()
-            await asyncio.wait_for(self.writer.wait_closed(), 2)
+            async with asyncio.timeout(2):
+                await self.writer.wait_closed()
         except (ConnectionError, TimeoutError, ssl.SSLError, RuntimeError, OSError):
             pass

@@ -132,7 +132,8 @@ class LineStream:
     async def close(self) -> None:
         try:
             self.writer.close()
-            await asyncio.wait_for(self.writer.wait_closed(), 5)
+            async with asyncio.timeout(5):
+                await self.writer.wait_closed()
         except (TimeoutError, OSError, ssl.SSLError):
             pass
         except RuntimeError:  # the event loop is already closed (server shut down under us)

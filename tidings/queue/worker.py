@@ -104,8 +104,11 @@ class QueueWorker:
         if due is not None:
             timeout = min(timeout, max(0.0, due - time.time()))
         if timeout > 0 and not self._wake.is_set():
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+            # arrives together with the wake-up, and this loop then never stops (a hung shutdown).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _renew_leases(self) -> None:
         interval = max(0.5, self.settings.lease / 3)
