@@ -279,7 +279,9 @@ def test_a_bare_ampersand_is_no_rather_than_bad_unless_utf8_is_enabled(imap):
 
 
 def test_imapclient_handles_a_name_of_every_atom_character(imap):
-    with IMAPClient("127.0.0.1", imap.ports["imaps"], ssl=True, ssl_context=client_tls(), timeout=10) as client:
+    with IMAPClient(
+        "127.0.0.1", imap.ports["imaps"], ssl=True, ssl_context=client_tls(), timeout=10
+    ) as client:
         client.login(ALICE, PASSWORD)
         assert not client.folder_exists(ATOM_NAME)
         client.create_folder(ATOM_NAME)

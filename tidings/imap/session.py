@@ -242,7 +242,9 @@ class ImapSession:
             try:
                 name = mutf7.decode(wire_name)
             except mutf7.ModifiedUtf7Error as exc:
-                raise No(f"Mailbox name is not valid modified UTF-7 (write & as &-): {exc}", invalid_code) from None
+                raise No(
+                    f"Mailbox name is not valid modified UTF-7 (write & as &-): {exc}", invalid_code
+                ) from None
         name = c.normalise_mailbox_name(name)
         if name.startswith(("#", "~", "/")) or any(part in (".", "..") for part in name.split("/")):
             raise No("No such mailbox: other users' and shared mailboxes are not available", "NONEXISTENT")
