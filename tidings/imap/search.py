@@ -40,9 +40,8 @@ from tidings.imap.message_data import MessageContext, MessageLoader, email_id, t
 from tidings.imap.sequence import SequenceSet, format_uid_set
 from tidings.imap.states import No
 from tidings.imap.wire import quote
-from tidings.mail.address_list import MailAddress
 from tidings.mail.message import MessageSummary
-from tidings.mail.search_text import body_contains, header_contains, text_contains
+from tidings.mail.search_text import address_list_contains, body_contains, header_contains, text_contains
 
 SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
 BATCH = 200
@@ -62,7 +61,6 @@ _FLAG_KEYS = {
     "UNFLAGGED": ("\\flagged", False),
     "UNSEEN": ("\\seen", False),
 }
-_ADDRESS_KEYS = {"FROM": "from_addrs", "TO": "to_addrs", "CC": "cc_addrs", "BCC": "bcc_addrs"}
 
 
 def check_charset(charset: str | None) -> None:
@@ -291,18 +289,10 @@ def _summary_key(name: str, args: tuple[object, ...], summary: MessageSummary) -
             return False
         # "disregarding time and timezone": the calendar day the Date: header names.
         return _compare_day(name[4:], summary.sent_date.date(), args[0])
-    needle = str(args[0]).casefold()
     if name == "SUBJECT":
+        needle = str(args[0]).casefold()
         return needle in summary.subject.casefold() if needle else bool(summary.subject)
-    addresses: list[MailAddress] = getattr(summary, _ADDRESS_KEYS[name])
-    if not needle:
-        return bool(addresses)
-    return any(needle in _address_text(address).casefold() for address in addresses)
-
-
-def _address_text(address: MailAddress) -> str:
-    """How an address reads in its header, RFC 2047 decoded: ``Name <local@host>``."""
-    return f"{address.name} <{address.addr_spec}>" if address.name else address.addr_spec
+    return address_list_contains(summary.envelope, name, str(args[0]))
 
 
 def _blob_key(name: str, args: tuple[object, ...], raw: bytes, summary: MessageSummary) -> bool:

@@ -166,3 +166,39 @@ def mail_addresses(imap_addresses: list[ImapAddress]) -> list[MailAddress]:
             continue  # group start or end marker
         out.append(MailAddress(decode_rfc2047(name or ""), mailbox or "", host or ""))
     return out
+
+
+def is_group_marker(address: ImapAddress) -> bool:
+    """A group's start (`[None, None, name, None]`) or end (all None) marker, not a mailbox."""
+    return address[3] is None
+
+
+def address_search_texts(imap_addresses: list[ImapAddress]) -> list[str]:
+    """What SEARCH FROM/TO/CC/BCC look in, RFC 2047 decoded: each mailbox as it reads in a
+    header, `Name <local@host>` (or the bare addr-spec), and each group's name, so that a
+    search finds display names, local parts, domains and groups alike."""
+    texts = []
+    for name, _adl, mailbox, host in imap_addresses:
+        if host is None:
+            if mailbox is not None:
+                texts.append(decode_rfc2047(mailbox))  # group start: its name
+            continue
+        spec = f"{mailbox or ''}@{host}" if host else mailbox or ""
+        texts.append(f"{decode_rfc2047(name)} <{spec}>" if name else spec)
+    return texts
+
+
+def first_address_sort_fields(imap_addresses: list[ImapAddress]) -> tuple[str, str]:
+    """(addr-mailbox, display text) of the first address of a list, for SORT FROM/TO/CC
+    (RFC 5256 section 3: "the first addr-mailbox") and DISPLAYFROM/DISPLAYTO (RFC 5957
+    section 3: the display name, else the addr-spec).  As in the IMAP envelope, a list that
+    opens with a group has the group's name as its first mailbox; it is its display text too
+    (what Dovecot sorts by).  ("", "") for an empty list."""
+    if not imap_addresses:
+        return "", ""
+    name, _adl, mailbox, host = imap_addresses[0]
+    if host is None:
+        group = decode_rfc2047(mailbox or "")
+        return mailbox or "", group
+    display = decode_rfc2047(name or "").strip()
+    return mailbox or "", display or (f"{mailbox or ''}@{host}" if host else mailbox or "")

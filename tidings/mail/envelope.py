@@ -13,6 +13,9 @@ from tidings.mail.headers import HeaderBlock
 
 Envelope = list
 
+# Positions of the address lists in an envelope.
+_ADDRESS_FIELDS = {"from": 2, "sender": 3, "reply-to": 4, "to": 5, "cc": 6, "bcc": 7}
+
 
 def _text(raw: bytes, header: HeaderBlock, name: str) -> str | None:
     value = header.text(raw, name)
@@ -43,3 +46,10 @@ def build_envelope(raw: bytes, header: HeaderBlock) -> Envelope:
         _text(raw, header, "In-Reply-To"),
         _text(raw, header, "Message-ID"),
     ]
+
+
+def envelope_addresses(envelope: Envelope, header_name: str) -> list[ImapAddress]:
+    """The address list of `header_name` (From, Sender, Reply-To, To, Cc, Bcc) in `envelope`,
+    group markers included; `[]` for NIL.  SEARCH and SORT read addresses here so that group
+    names count as IMAP shows them (a group opens with `[None, None, group-name, None]`)."""
+    return envelope[_ADDRESS_FIELDS[header_name.lower()]] or []

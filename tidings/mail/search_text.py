@@ -2,13 +2,17 @@
 
 SEARCH string keys match "case-insensitively" as substrings; we compare Unicode case-folded
 text after RFC 2047 decoding of headers and after transfer-encoding and charset decoding of
-body text parts. Address keys (FROM, TO, CC, BCC) match the decoded header text.
+body text parts. Address keys (FROM, TO, CC, BCC) match each address as it reads in the
+header, `Name <local@host>` decoded, and each group name (from the stored envelope, so no
+message bytes are read): display names, local parts, domains and group names all match.
 Headers searched are the top-level message's; the body is every text/* part, including those
 inside attached messages.
 """
 
 from __future__ import annotations
 
+from tidings.mail.address_list import address_search_texts
+from tidings.mail.envelope import Envelope, envelope_addresses
 from tidings.mail.headers import decode_charset, decoded_field, parse_header_block
 from tidings.mail.message import MessageSummary
 from tidings.mail.sections import decode_transfer_encoding
@@ -35,6 +39,16 @@ def header_contains(raw: bytes, summary: MessageSummary, header_name: str, needl
         return bool(values)
     wanted = _fold(needle)
     return any(wanted in _fold(value) for value in values)
+
+
+def address_list_contains(envelope: Envelope, header_name: str, needle: str) -> bool:
+    """SEARCH FROM/TO/CC/BCC: some address or group name of the field contains `needle`; an
+    empty needle matches a field with any address or group (even an empty group)."""
+    addresses = envelope_addresses(envelope, header_name)
+    if not needle:
+        return bool(addresses)
+    wanted = _fold(needle)
+    return any(wanted in _fold(text) for text in address_search_texts(addresses))
 
 
 def body_texts(raw: bytes, summary: MessageSummary):

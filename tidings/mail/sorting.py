@@ -10,7 +10,8 @@ from __future__ import annotations
 import unicodedata
 from datetime import UTC, datetime
 
-from tidings.mail.address_list import MailAddress
+from tidings.mail.address_list import first_address_sort_fields
+from tidings.mail.envelope import envelope_addresses
 from tidings.mail.message import MessageSummary
 from tidings.mail.threading import ascii_casemap
 
@@ -24,9 +25,11 @@ def _aware(date: datetime | None) -> datetime:
     return date if date.tzinfo else date.replace(tzinfo=UTC)
 
 
-def _mailbox(addresses: list[MailAddress]) -> str:
-    """RFC 5256: the addr-mailbox (local part) of the first address, i;ascii-casemap."""
-    return ascii_casemap(addresses[0].mailbox) if addresses else ""
+def _mailbox(summary: MessageSummary, header_name: str) -> str:
+    """RFC 5256: the addr-mailbox of the first address (a group's name when the list opens with
+    a group, as in the envelope), i;ascii-casemap; "" without addresses."""
+    mailbox, _ = first_address_sort_fields(envelope_addresses(summary.envelope, header_name))
+    return ascii_casemap(mailbox)
 
 
 def unicode_casemap(text: str) -> str:
@@ -41,13 +44,11 @@ def unicode_casemap(text: str) -> str:
     return unicodedata.normalize("NFKD", "".join(titled))
 
 
-def _display(addresses: list[MailAddress]) -> str:
+def _display(summary: MessageSummary, header_name: str) -> str:
     """RFC 5957 section 3: the decoded display name of the first address, or its addr-spec when
-    the name is missing or empty, compared with i;unicode-casemap."""
-    if not addresses:
-        return ""
-    first = addresses[0]
-    return unicode_casemap(first.name.strip() or first.addr_spec)
+    the name is missing or empty (a group's name for a group), compared with i;unicode-casemap."""
+    _, display = first_address_sort_fields(envelope_addresses(summary.envelope, header_name))
+    return unicode_casemap(display)
 
 
 def sort_key(summary: MessageSummary, criterion: str, internal_date: datetime | None = None):
@@ -63,13 +64,13 @@ def sort_key(summary: MessageSummary, criterion: str, internal_date: datetime | 
     if criterion == "SUBJECT":
         return ascii_casemap(summary.base_subject)
     if criterion == "FROM":
-        return _mailbox(summary.from_addrs)
+        return _mailbox(summary, "From")
     if criterion == "TO":
-        return _mailbox(summary.to_addrs)
+        return _mailbox(summary, "To")
     if criterion == "CC":
-        return _mailbox(summary.cc_addrs)
+        return _mailbox(summary, "Cc")
     if criterion == "DISPLAYFROM":
-        return _display(summary.from_addrs)
+        return _display(summary, "From")
     if criterion == "DISPLAYTO":
-        return _display(summary.to_addrs)
+        return _display(summary, "To")
     raise ValueError(f"unknown sort criterion {criterion!r}")

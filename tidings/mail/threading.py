@@ -205,12 +205,14 @@ def thread_references(messages: Iterable[ThreadMessage]) -> list[ThreadNode]:
             if linkable and not _would_loop(previous, container):
                 _link(previous, container)
             previous = container
-        # (1.B) the last reference is the parent, replacing a parent from a truncated chain
-        if previous is not None and previous is not own and not _would_loop(previous, own):
-            _link(previous, own)
-        elif previous is None and own.parent is not None:
+        # (1.B) the last reference is the parent: "break the current parent/child link before
+        # creating the new correct one", and create it only if it makes no loop -- a message
+        # whose last reference is its own descendant thus becomes a root (as Dovecot does).
+        if own.parent is not None:
             own.parent.children.remove(own)
             own.parent = None
+        if previous is not None and previous is not own and not _would_loop(previous, own):
+            _link(previous, own)
 
     # Step 2: the root set.
     roots = [c for c in set(by_id.values()) | set(containers) if c.parent is None]
