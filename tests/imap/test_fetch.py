@@ -38,7 +38,7 @@ def fetch(mailbox: Mailbox, line: str, **options) -> list[bytes]:
 
     async def collect() -> list[bytes]:
         return [
-            response
+            b"".join(response)
             async for response in fetch_responses(
                 command.items,
                 mailbox.contexts,
@@ -357,7 +357,7 @@ def test_a_message_gone_from_the_store_is_skipped_and_reported_as_expungeissued(
         async for response in fetch_responses(
             parse("a FETCH 1:3 BODY.PEEK[]<0.4>").items, mailbox.contexts, mailbox.loader
         ):
-            seen.append(response)
+            seen.append(b"".join(response))
 
     with pytest.raises(No) as failure:
         run(collect())
@@ -400,7 +400,7 @@ def test_store_loader_serves_summaries_and_bytes_and_fetch_works_on_them(stored_
 
     async def go():
         command = parse("a UID FETCH 1:* (FLAGS BODYSTRUCTURE BINARY.PEEK[2])")
-        return [r async for r in fetch_responses(command.items, contexts[:1], loader, uid=True)]
+        return [b"".join(r) async for r in fetch_responses(command.items, contexts[:1], loader, uid=True)]
 
     [response] = run_on_loop(go())
     assert response.startswith(

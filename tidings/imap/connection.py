@@ -11,6 +11,12 @@ change what bytes on the socket mean:
 * Batching: :meth:`write` only appends to a buffer; :meth:`flush` hands one chunk to the
   transport (and waits when the peer reads slowly), so a command's responses normally cost one
   system call.
+* Backpressure: a long answer (FETCH of large messages, many untagged lines) is written piece by
+  piece with :meth:`pace` between the pieces: past FLUSH_THRESHOLD buffered bytes it hands them
+  to the transport and waits while the client is not reading, so a client that asks for a lot and
+  never reads holds a fixed amount of our memory, not the whole answer; otherwise it yields to
+  the other sessions every YIELD_INTERVAL.  A client that takes nothing for DRAIN_TIMEOUT (the
+  autologout time) is disconnected.
 
 Never parses IMAP and never touches the store.
 """
@@ -24,10 +30,23 @@ import zlib
 READ_SIZE = 64 * 1024
 MAX_INFLATE = 256 * 1024  # decompressed bytes handed up per read
 FLUSH_THRESHOLD = 256 * 1024  # a handler producing more than this flushes early
+YIELD_INTERVAL = 0.005  # seconds of work after which a long answer lets other sessions run
+DRAIN_TIMEOUT = 30 * 60.0  # seconds a client may leave our output unread (RFC 9051 5.4 autologout)
 
 
 class Connection:
-    __slots__ = ("reader", "writer", "_out", "_inflate", "_deflate", "_tail", "tls", "peer_ip", "closed")
+    __slots__ = (
+        "reader",
+        "writer",
+        "_out",
+        "_inflate",
+        "_deflate",
+        "_tail",
+        "tls",
+        "peer_ip",
+        "closed",
+        "_last_yield",
+    )
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
@@ -40,6 +59,7 @@ class Connection:
         peer = writer.get_extra_info("peername")
         self.peer_ip = peer[0] if isinstance(peer, tuple) and peer else "unknown"
         self.closed = False
+        self._last_yield = 0.0
 
     @property
     def compressed(self) -> bool:
@@ -68,7 +88,7 @@ class Connection:
 
     # ------------------------------------------------------------------ writing
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._out += data
 
     @property
@@ -86,9 +106,23 @@ class Connection:
             data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
         try:
             self.writer.write(data)
-            await self.writer.drain()
+            async with asyncio.timeout(DRAIN_TIMEOUT):
+                await self.writer.drain()
         except (ConnectionError, RuntimeError):
             self.closed = True
+        except TimeoutError:
+            self.closed = True  # it has read nothing for the autologout time: it is gone
+            self.writer.transport.abort()
+
+    async def pace(self) -> None:
+        """Between the pieces of a long answer: send what is buffered once it is large, waiting
+        while the client is not reading it; and let the other sessions run now and then."""
+        if len(self._out) > FLUSH_THRESHOLD:
+            await self.flush()
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_yield >= YIELD_INTERVAL:
+            await asyncio.sleep(0)
+            self._last_yield = loop.time()
 
     # ------------------------------------------------------------------ upgrades
 

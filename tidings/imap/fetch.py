@@ -12,7 +12,8 @@ Interface for the session (see :mod:`tidings.imap.message_data` for the context 
                                           condstore=condstore_enabled,
                                           changed_since=cmd.changed_since,
                                           flags_changed=uids_seen_just_now):
-        write(response)                                # one whole response, literals included
+        for piece in response:                         # one message's response, in pieces
+            write(piece); await pace()                 # (waits for a client slow to read)
 
 ``fetch_responses`` may raise :class:`~tidings.imap.states.No` — ``[UNKNOWN-CTE]`` when BINARY
 meets an encoding it cannot undo (before that message's response is written), or
@@ -23,6 +24,13 @@ carries UID (first, when not requested); CHANGEDSINCE filters on MODSEQ and adds
 message whose ``\\Seen`` was set by this fetch also reports FLAGS (and MODSEQ under CONDSTORE);
 partial fetches answer ``BODY[...]<origin>`` with at most the requested octets, ``""`` past
 the end; body data is a ``{n}`` literal, BINARY data a ``~{n}`` literal8 when it holds NUL.
+
+Output is bounded by streaming, not by refusing: a message's response is handed over as pieces
+whose message data are views into the message (see :func:`_response`), and the session writes
+them one at a time with backpressure, so a FETCH naming the same large body many times (200
+partials of an 820 KB message is a 164 MB answer) holds about one message in memory and
+produces only as fast as the client reads.  Its size needs no limit of its own: it is paid for
+by the client's own reading.
 
 Pure apart from awaiting the loader: no store writes, no sockets.
 """
@@ -36,7 +44,7 @@ from dataclasses import dataclass
 from tidings.imap.commands import BinarySize, BodySection, FetchAttribute, FetchItem
 from tidings.imap.message_data import MessageContext, MessageLoader, email_id, thread_id
 from tidings.imap.states import No
-from tidings.imap.wire import encode_list, encode_value, format_internaldate, literal, quote
+from tidings.imap.wire import encode_list, encode_value, format_internaldate, quote
 from tidings.mail.message import MessageSummary
 from tidings.mail.sections import decode_section_binary, extract_section
 from tidings.store.mailboxes import format_flags
@@ -107,8 +115,9 @@ async def fetch_responses(
     changed_since: int | None = None,
     flags_changed: Collection[int] = (),
     thread_ids: Mapping[int, int] | None = None,
-) -> AsyncIterator[bytes]:
-    """One ``* seq FETCH (...)\\r\\n`` response per context, in the order given.
+) -> AsyncIterator[list[Piece]]:
+    """One ``* seq FETCH (...)\\r\\n`` response per context, in the order given, each as the
+    pieces :func:`_response` describes (``b"".join`` them for the whole response).
 
     ``utf8``: the client accepts UTF-8 in quoted strings (UTF8=ACCEPT or IMAP4rev2).
     ``condstore``: CONDSTORE is enabled, so FLAGS reported because they changed carry MODSEQ.
@@ -162,6 +171,20 @@ def _with_changed_flags(items: list[FetchItem], condstore: bool) -> list[FetchIt
     return items + extra if extra else items
 
 
+@dataclass(frozen=True, slots=True)
+class _Literal:
+    """Message data to send as a ``{n}`` literal (``~{n}`` when ``binary``): a view, not a copy."""
+
+    data: memoryview
+    binary: bool = False
+
+
+Piece = bytes | memoryview
+"""A part of a FETCH response, written as is; message data are views into the message."""
+
+_SectionKey = tuple[bool, tuple[int, ...], str | None, tuple[str, ...]]
+
+
 def _response(
     context: MessageContext,
     items: Sequence[FetchItem],
@@ -169,30 +192,84 @@ def _response(
     raw: bytes | None,
     utf8: bool,
     thread: int | None = None,
-) -> bytes:
-    parts = [_item_response(item, context, summary, raw, utf8, thread) for item in items]
-    return b"* %d FETCH (%s)\r\n" % (context.seq, b" ".join(parts))
+) -> list[Piece]:
+    """One message's ``* n FETCH (...)`` response as pieces to be written in order.
+
+    Message data are never copied into the response: each literal is a view into the message or
+    into the one extracted (or decoded) copy of its section, made once per message however many
+    items name it, so 200 partials of ``BODY[]`` cost the memory of the message, not 200 times
+    it; the session writes the pieces one by one and waits for a client that is slow to read
+    them.  Every item is worked out before the pieces are returned, so ``[UNKNOWN-CTE]`` comes
+    before any of this message's response is written.
+    """
+    sections: dict[_SectionKey, bytes] = {}
+    pieces: list[Piece] = []
+    line = bytearray(b"* %d FETCH (" % context.seq)
+    for index, item in enumerate(items):
+        if index:
+            line += b" "
+        line += item.response_name().encode("utf-8") + b" "
+        value = _item_value(item, context, summary, raw, utf8, thread, sections)
+        if isinstance(value, _Literal):
+            line += b"%s{%d}\r\n" % (b"~" if value.binary else b"", len(value.data))
+            pieces.append(bytes(line))
+            pieces.append(value.data)
+            line = bytearray()
+        else:
+            line += value
+    line += b")\r\n"
+    pieces.append(bytes(line))
+    return pieces
 
 
-def _item_response(
+def _item_value(
     item: FetchItem,
     context: MessageContext,
     summary: MessageSummary | None,
     raw: bytes | None,
     utf8: bool,
-    thread: int | None = None,
-) -> bytes:
-    label = item.response_name().encode("utf-8")
+    thread: int | None,
+    sections: dict[_SectionKey, bytes],
+) -> bytes | _Literal:
     if isinstance(item, FetchAttribute):
-        return label + b" " + _attribute_value(item.name, context, summary, raw, utf8, thread)
+        return _attribute_value(item.name, context, summary, raw, utf8, thread)
     assert raw is not None
     if isinstance(item, BinarySize):
-        section = ".".join(map(str, item.part))
-        decoded = decode_section_binary(raw, summary, section) if summary is not None else raw
-        if decoded is None:
-            raise No(f"Cannot decode the content-transfer-encoding of part {section}", code="UNKNOWN-CTE")
-        return label + b" %d" % len(decoded)
-    return label + b" " + _section_value(item, summary, raw)
+        return b"%d" % len(_section_data(True, item.part, None, (), summary, raw, sections))
+    section = item.section
+    data = _section_data(item.binary, section.part, section.text, section.fields, summary, raw, sections)
+    start, end = 0, len(data)
+    if item.partial is not None:
+        offset, length = item.partial
+        start, end = min(offset, end), min(offset + length, end)
+    return _string(data, start, end, binary=item.binary)
+
+
+def _section_data(
+    binary: bool,
+    part_path: tuple[int, ...],
+    text: str | None,
+    fields: tuple[str, ...],
+    summary: MessageSummary | None,
+    raw: bytes,
+    sections: dict[_SectionKey, bytes],
+) -> bytes:
+    """The bytes a body section names (decoded for BINARY), once per message and section."""
+    key = (binary, part_path, text, fields)
+    data = sections.get(key)
+    if data is not None:
+        return data
+    part = ".".join(map(str, part_path))
+    if binary:
+        data = decode_section_binary(raw, summary, part) if summary is not None else raw
+        if data is None:
+            raise No(f"Cannot decode the content-transfer-encoding of part {part}", code="UNKNOWN-CTE")
+    elif summary is None:  # BODY[]: the whole message needs no summary
+        data = raw
+    else:
+        data = extract_section(raw, summary, part, text or "", list(fields))
+    sections[key] = data
+    return data
 
 
 def _attribute_value(
@@ -202,7 +279,7 @@ def _attribute_value(
     raw: bytes | None,
     utf8: bool,
     thread: int | None = None,
-) -> bytes:
+) -> bytes | _Literal:
     ref = context.ref
     if name == "UID":
         return b"%d" % ref.uid
@@ -233,35 +310,19 @@ def _attribute_value(
         return encode_body(summary.bodystructure, utf8)
     assert raw is not None
     if name == "RFC822.HEADER":
-        return _string(raw[: summary.header_size])
+        return _string(raw, 0, summary.header_size)
     if name == "RFC822.TEXT":
-        return _string(raw[summary.header_size :])
+        return _string(raw, summary.header_size)
     raise ValueError(f"unknown fetch attribute {name}")
 
 
-def _section_value(item: BodySection, summary: MessageSummary | None, raw: bytes) -> bytes:
-    section = item.section
-    part = ".".join(map(str, section.part))
-    if item.binary:
-        data = decode_section_binary(raw, summary, part) if summary is not None else raw
-        if data is None:
-            raise No(f"Cannot decode the content-transfer-encoding of part {part}", code="UNKNOWN-CTE")
-    elif summary is None:  # BODY[]: the whole message needs no summary
-        data = raw
-    else:
-        data = extract_section(raw, summary, part, section.text or "", list(section.fields))
-    if item.partial is not None:
-        offset, length = item.partial
-        data = data[offset : offset + length]
-    return _string(data, binary=item.binary)
-
-
-def _string(data: bytes, binary: bool = False) -> bytes:
-    """Message data as a literal; ``""`` when empty (a zero-length quoted string reads best);
-    a literal8 for BINARY data holding NUL (RFC 3516 section 4.3)."""
-    if not data:
+def _string(data: bytes, start: int = 0, end: int | None = None, binary: bool = False) -> bytes | _Literal:
+    """``data[start:end]`` as a literal; ``""`` when empty (a zero-length quoted string reads
+    best); a literal8 for BINARY data holding NUL (RFC 3516 section 4.3)."""
+    end = len(data) if end is None else min(end, len(data))
+    if start >= end:
         return b'""'
-    return literal(data, binary=binary and b"\x00" in data)
+    return _Literal(memoryview(data)[start:end], binary and data.find(b"\x00", start, end) != -1)
 
 
 def _moment(timestamp: float) -> datetime.datetime:

@@ -108,9 +108,9 @@ async def fetch(session, cmd: c.Fetch) -> None:
         thread_ids=await thread_ids_for(session, contexts, _THREADID in cmd.items),
     )
     async for response in responses:
-        session.write(response)
-        if session.conn.pending_output > 256 * 1024:
-            await session.flush()
+        for piece in response:  # streamed: the whole answer is never in memory (see fetch.py)
+            session.write(piece)
+            await session.pace()
 
 
 @command("STORE", SELECTED, expunge_allowed=False)

@@ -215,8 +215,16 @@ class ImapSession:
             line = line.encode("utf-8")
         self.conn.write(b"* " + line + b"\r\n")
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.conn.write(data)
+
+    async def pace(self) -> None:
+        """Call between the pieces of a long answer (each FETCH literal, each LIST line): large
+        output goes out and waits for a client that is not reading; other sessions get to run
+        (see :meth:`Connection.pace`)."""
+        await self.conn.pace()
+        if self.conn.closed:
+            raise ConnectionDone()
 
     async def flush(self) -> None:
         await self.conn.flush()

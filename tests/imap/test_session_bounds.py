@@ -1,0 +1,160 @@
+"""What one IMAP client can make the server do: output it does not read, and work it asks for.
+
+Each test runs the server in a child process (tests/support/process.py) so its memory and its
+answers to another client are measured alone: a FETCH whose reply is 200 times the message must not
+be built in memory, nor pile up in the transport for a client that does not read; VANISHED over a
+known-UIDs set of 11,000 ranges against many expunged UIDs must not stall the other sessions.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.imap.session_support import ALICE, BOB, PASSWORD, RawImap, quote
+from tests.support.process import ServerProcess
+
+
+@pytest.fixture
+def server(tmp_path):
+    running = ServerProcess(tmp_path / "srv", listeners=("imap",)).start()
+    try:
+        running.add_user(ALICE, PASSWORD)
+        running.add_user(BOB, PASSWORD)
+        yield running
+    finally:
+        running.stop()
+
+
+def connect(server: ServerProcess, user: str = ALICE) -> RawImap:
+    raw = RawImap("127.0.0.1", server.ports["imap"], tls=False, timeout=30)
+    tagged = raw.command(f"LOGIN {user} {quote(PASSWORD)}")[-1]
+    assert b" OK " in tagged, tagged
+    return raw
+
+
+def big_message(size: int) -> bytes:
+    head = (
+        f"From: carol@example.test\r\nTo: {ALICE}\r\nSubject: big\r\n"
+        "Message-ID: <big@example.test>\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n"
+    ).encode()
+    lines = []
+    total = len(head)
+    number = 0
+    while total < size:
+        line = b"line %07d " % number + b"abcdefghijklmnopqrstuvwxyz0123456789" * 2 + b"\r\n"
+        lines.append(line)
+        total += len(line)
+        number += 1
+    return head + b"".join(lines)
+
+
+def append(raw: RawImap, messages: list[bytes], mailbox: str = "INBOX") -> None:
+    """One MULTIAPPEND with non-synchronising literals (one transaction in the store)."""
+    tag = raw.next_tag()
+    payload = bytearray(f"{tag} APPEND {mailbox}".encode())
+    for body in messages:
+        payload += b" {%d+}\r\n" % len(body) + body
+    raw.send(bytes(payload) + b"\r\n")
+    lines = raw.until_tagged(tag)
+    assert b" OK " in lines[-1], lines[-1][:200]
+
+
+class RoundTrips:
+    """Another client timing NOOP round trips (each must be answered) in a thread."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.client = connect(server, BOB)
+        assert b" OK " in self.client.command("SELECT INBOX")[-1]
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            lines = self.client.command("NOOP")
+            self.times.append(time.monotonic() - started)
+            assert b" OK " in lines[-1]
+            time.sleep(0.01)
+
+    def __enter__(self) -> RoundTrips:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self.client.close()
+
+    @property
+    def max(self) -> float:
+        return max(self.times)
+
+
+# -- FETCH output is streamed and paced -------------------------------------------------------------
+
+MESSAGE_SIZE = 820 * 1024
+PARTIALS = 200
+
+
+def read_exact(raw: RawImap, size: int) -> bytes:
+    while len(raw.buffer) < size:
+        raw._fill()
+    data, raw.buffer = raw.buffer[:size], raw.buffer[size:]
+    return data
+
+
+def read_until(raw: RawImap, marker: bytes, limit: int = 4096) -> bytes:
+    while marker not in raw.buffer:
+        assert len(raw.buffer) < limit, raw.buffer[:200]
+        raw._fill()
+    index = raw.buffer.index(marker) + len(marker)
+    data, raw.buffer = raw.buffer[:index], raw.buffer[index:]
+    return data
+
+
+def test_fetch_of_200_partials_of_a_large_message_is_streamed_to_a_client_that_does_not_read(server):
+    body = big_message(MESSAGE_SIZE)
+    loader = connect(server)
+    append(loader, [body])
+    loader.close()
+
+    flooder = connect(server)
+    assert b" OK " in flooder.command("SELECT INBOX")[-1]
+    flooder.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    items = " ".join(f"BODY.PEEK[]<{i}.900000>" for i in range(PARTIALS))
+    with RoundTrips(server) as other:
+        time.sleep(0.5)
+        before = server.rss_kib()
+        flooder.send(f"F1 UID FETCH 1 (UID {items})\r\n".encode())  # ~164 MB of reply, never read
+        time.sleep(3)
+        grown = server.rss_kib() - before
+    select_client = connect(server, BOB)
+    started = time.monotonic()
+    assert b" OK " in select_client.command("SELECT INBOX")[-1]
+    select_time = time.monotonic() - started
+    select_client.close()
+    print(f"server grew by {grown} KiB; NOOP max {other.max * 1000:.0f} ms over {len(other.times)}")
+    assert grown < 50 * 1024, f"server grew by {grown} KiB"
+    assert other.max < 0.2 and select_time < 0.2, (other.max, select_time)
+
+    # Now the client reads: every partial, byte for byte, then the tagged OK.
+    flooder.sock.settimeout(60)
+    head = read_until(flooder, b"(UID 1 ")
+    assert head == b"* 1 FETCH (UID 1 ", head
+    for i in range(PARTIALS):
+        label = read_until(flooder, b"}\r\n")
+        expected = body[i : i + 900000]
+        assert label == b"BODY[]<%d> {%d}\r\n" % (i, len(expected)), label
+        assert read_exact(flooder, len(expected)) == expected, i
+        separator = read_exact(flooder, 1)
+        assert separator == (b" " if i < PARTIALS - 1 else b")"), (i, separator)
+    assert read_until(flooder, b"\r\n") == b"\r\n"
+    tagged = read_until(flooder, b"\r\n")
+    assert re.match(rb"F1 OK ", tagged), tagged
+    flooder.close()
