@@ -38,6 +38,7 @@ Example file (every key optional)::
     mx_session_timeout = "10m"  # the whole of an SMTP session on the MX port that does not log in
     header_fields = 1000        # more header fields than this: 552 5.3.4 at end of DATA (max 5000)
     header_bytes = "256k"       # a larger header section: 552 5.3.4 at end of DATA
+    imap_notify_burst = 1000    # IMAP NOTIFY responses in one round before NOTIFICATIONOVERFLOW
 
     [queue]
     lifetime = "5d"
@@ -159,6 +160,8 @@ class Limits:
     mx_session_timeout: float = 600.0
     header_fields: int = DEFAULT_MAX_HEADER_FIELDS
     header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    # IMAP NOTIFY: responses one round of notifications may carry before NOTIFICATIONOVERFLOW.
+    imap_notify_burst: int = 1000
 
 
 @dataclass
@@ -320,7 +323,14 @@ def _from_dict(raw: dict, base: Path) -> Config:
             setattr(limits, key, parse_duration(value))
         elif key in ("message_size", "imap_literal"):
             setattr(limits, key, parse_size(value))
-        elif key in ("recipients", "line_length", "connections", "connections_per_ip", "unauthenticated"):
+        elif key in (
+            "recipients",
+            "line_length",
+            "connections",
+            "connections_per_ip",
+            "unauthenticated",
+            "imap_notify_burst",
+        ):
             limits.__setattr__(key, int(value))
         elif key == "header_fields":
             limits.header_fields = int(value)

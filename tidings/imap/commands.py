@@ -662,3 +662,35 @@ class Compress(Command):
 
     name: ClassVar[str] = "COMPRESS"
     mechanism: str
+
+
+NOTIFY_FILTERS = frozenset(
+    {"SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED", "SUBTREE", "MAILBOXES"}
+)
+"""RFC 5465 section 6 mailbox specifiers, upper-case."""
+
+
+@dataclass(frozen=True)
+class NotifyGroup:
+    """One ``event-group`` of NOTIFY SET (RFC 5465 section 8): which mailboxes, which events.
+
+    ``filter`` is upper-case from :data:`NOTIFY_FILTERS`; ``mailboxes`` the names given to
+    SUBTREE or MAILBOXES (as received); ``events`` the event names as the client spelled them,
+    ``()`` for NONE (unknown ones are kept so the session can answer ``NO [BADEVENT]``);
+    ``fetch_items`` what MessageNew asks to be fetched for a new message in the selected mailbox.
+    """
+
+    filter: str
+    mailboxes: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    fetch_items: tuple[FetchItem, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notify(Command):
+    """NOTIFY SET [STATUS] groups / NOTIFY NONE (RFC 5465 section 3.1); ``groups`` is ``None``
+    for NONE."""
+
+    name: ClassVar[str] = "NOTIFY"
+    status: bool = False
+    groups: tuple[NotifyGroup, ...] | None = None

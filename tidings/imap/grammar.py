@@ -862,6 +862,60 @@ def _compress(reader: Reader, tag: str, uid: bool) -> c.Command:
     return c.Compress(tag=tag, mechanism=reader.atom("a compression mechanism").upper())
 
 
+# --------------------------------------------------------------------------- NOTIFY
+
+
+def _notify(reader: Reader, tag: str, uid: bool) -> c.Command:
+    """NOTIFY SET [STATUS] event-groups / NOTIFY NONE (RFC 5465 section 8).
+
+    Event names are any atom here (``event-ext``): an unsupported one is a NO [BADEVENT] from
+    the handler, not a syntax error (RFC 5465 section 3.1)."""
+    reader.sp()
+    if reader.accept_keyword(b"NONE"):
+        return c.Notify(tag=tag, groups=None)
+    if not reader.accept_keyword(b"SET"):
+        raise Bad("Expected SET or NONE")
+    reader.sp()
+    status = reader.accept_keyword(b"STATUS")
+    if status:
+        reader.sp()
+    groups = [_notify_group(reader)]
+    while reader.accept(b" "):
+        groups.append(_notify_group(reader))
+    return c.Notify(tag=tag, status=status, groups=tuple(groups))
+
+
+def _notify_group(reader: Reader) -> c.NotifyGroup:
+    """``"(" filter-mailboxes SP events ")"``."""
+    reader.expect(b"(")
+    kind = reader.atom("a mailbox specifier").upper()
+    if kind not in c.NOTIFY_FILTERS:
+        raise Bad(f"Unknown mailbox specifier {kind}")
+    mailboxes: tuple[str, ...] = ()
+    if kind in ("SUBTREE", "MAILBOXES"):
+        reader.sp()
+        if reader.peek() == 0x28:
+            mailboxes = tuple(reader.parenthesised(reader.mailbox))
+        else:
+            mailboxes = (reader.mailbox(),)
+    reader.sp()
+    events: list[str] = []
+    fetch_items: tuple[c.FetchItem, ...] = ()
+    if not reader.accept_keyword(b"NONE"):
+
+        def event() -> None:
+            nonlocal fetch_items
+            name = reader.atom("an event name")
+            events.append(name)
+            if name.upper() == "MESSAGENEW" and reader.peek_is(b" ("):
+                reader.sp()
+                fetch_items = tuple(reader.parenthesised(lambda: _fetch_item(reader)))
+
+        reader.parenthesised(event)
+    reader.expect(b")")
+    return c.NotifyGroup(kind, mailboxes, tuple(events), fetch_items)
+
+
 # --------------------------------------------------------------------------- dispatch tables
 
 _COMMANDS: dict[str, Handler] = {
@@ -906,6 +960,7 @@ _COMMANDS: dict[str, Handler] = {
     "GENURLAUTH": _genurlauth,
     "RESETKEY": _resetkey,
     "URLFETCH": _urlfetch,
+    "NOTIFY": _notify,
 }
 
 _UID_COMMAND_NAMES = ("FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE", "SORT", "THREAD")

@@ -49,6 +49,7 @@ class SelectedMailbox:
         "_pending_expunged",
         "_flags_changed",
         "_exists_dirty",
+        "_arrived",
         "saved_uids",
     )
 
@@ -63,6 +64,7 @@ class SelectedMailbox:
         self._pending_expunged: set[int] = set()
         self._flags_changed: set[int] = set()
         self._exists_dirty = False
+        self._arrived: list[int] = []  # UIDs new since the last EXISTS (NOTIFY MessageNew fetch-atts)
         self.saved_uids: list[int] = []  # SEARCH RETURN (SAVE) result, as UIDs (RFC 5182)
 
     # ------------------------------------------------------------------ lookups
@@ -140,6 +142,7 @@ class SelectedMailbox:
                 refs.append(ref)
                 last_uid = ref.uid
                 self._exists_dirty = True
+                self._arrived.append(ref.uid)
         for uid in changes.expunged:
             if self.index_of(uid) is not None:
                 self._pending_expunged.add(uid)
@@ -152,14 +155,21 @@ class SelectedMailbox:
         self._pending_expunged |= gone
         self._announce_expunges(qresync, out)
 
-    def drain(self, out: bytearray, *, expunge_allowed: bool, condstore: bool, qresync: bool) -> None:
-        """Write the untagged updates the client may be told now."""
+    def drain(
+        self, out: bytearray, *, expunge_allowed: bool, condstore: bool, qresync: bool, flags: bool = True
+    ) -> list[int]:
+        """Write the untagged updates the client may be told now; returns the UIDs of the new
+        messages the EXISTS just written announced (for NOTIFY MessageNew fetch-atts, RFC 5465
+        section 5.2).  ``flags`` False keeps flag changes for later (NOTIFY without FlagChange)."""
+        arrived: list[int] = []
         if expunge_allowed and self._pending_expunged:
             self._announce_expunges(qresync, out)
         if self._exists_dirty:
             self._exists_dirty = False
             out += b"* %d EXISTS\r\n" % len(self.refs)
-        if self._flags_changed:
+            arrived = [u for u in self._arrived if u not in self._pending_expunged]
+            self._arrived = []
+        if flags and self._flags_changed:
             changed = sorted(self._flags_changed)
             self._flags_changed.clear()
             for uid in changed:
@@ -170,6 +180,7 @@ class SelectedMailbox:
                     continue
                 ref = self.refs[index]
                 out += self.fetch_flags_line(index + 1, ref, condstore)
+        return arrived
 
     def fetch_flags_line(
         self, seq: int, ref: MessageRef, condstore: bool, include_flags: bool = True

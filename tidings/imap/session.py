@@ -34,6 +34,7 @@ from collections import deque
 from tidings.imap import commands as c
 from tidings.imap import mutf7, wire
 from tidings.imap.connection import FLUSH_THRESHOLD, Connection
+from tidings.imap.notify_cmds import NotifySettings, deliver_mailbox_events, fetch_new_messages
 from tidings.imap.parser import ContinuationNeeded, ImapParser, ParseError, RawLine
 from tidings.imap.selected import SelectedMailbox
 from tidings.imap.states import ANSWERED, COMMANDS, Bad, CommandFailed, No, State
@@ -89,6 +90,7 @@ _AUTHENTICATED_CAPABILITIES = (
     "URLAUTH",
     "BINARY",
     "UTF8=ACCEPT",
+    "NOTIFY",
 )
 
 
@@ -144,6 +146,7 @@ class ImapSession:
         self.errors_in_row = 0
         self.client_id: dict[str, str | None] | None = None
         self.loader = None  # message summary/blob loader, made by the first FETCH/SEARCH
+        self.notify: NotifySettings | None = None  # NOTIFY SET in force (RFC 5465)
 
     # ------------------------------------------------------------------ properties
 
@@ -283,7 +286,7 @@ class ImapSession:
             self.untagged(f"OK [CAPABILITY {caps}] {SERVER_NAME} IMAP server ready")
             await self.flush()
             while self.state is not State.LOGOUT:
-                data = await self.read(self.timeout)
+                data = await self.next_input()
                 await self.process(self.parser.feed(data))
                 await self.flush()
                 # A client streaming at full speed must not starve the other sessions.
@@ -325,6 +328,70 @@ class ImapSession:
         if not data:
             raise ConnectionDone()
         return data
+
+    async def next_input(self) -> bytes:
+        """The client's next bytes.  While NOTIFY is in force, notifications are pushed as the
+        change hub reports them in the meantime (RFC 5465 section 3: at any time, not only
+        during IDLE); the autologout timer keeps counting from the client's last input."""
+        if self.notify is None or self.waiter is None:
+            return await self.read(self.timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        read_task = asyncio.ensure_future(self.conn.read())
+        wake: asyncio.Future | None = None
+        try:
+            while True:
+                wake = None
+                if self.notify is not None:
+                    wake = asyncio.ensure_future(self.waiter.wait())
+                waiting = {read_task} if wake is None else {read_task, wake}
+                done, _ = await asyncio.wait(
+                    waiting, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
+                )
+                if wake is not None and not wake.done():
+                    wake.cancel()
+                if read_task in done:
+                    data = read_task.result()
+                    if not data:
+                        raise ConnectionDone()
+                    return data
+                if not done:
+                    self.untagged("BYE Autologout: idle for too long")
+                    await self.conn.flush()
+                    raise ConnectionDone()
+                await self.push_notifications()
+                await self.flush()
+        finally:
+            if wake is not None and not wake.done():
+                wake.cancel()
+            if not read_task.done():
+                read_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await read_task
+
+    async def push_notifications(self) -> None:
+        """Write what NOTIFY asks to hear about, outside any command (or inside IDLE): STATUS and
+        LIST for other mailboxes (via :meth:`refresh`) and the selected mailbox's updates when a
+        SELECTED / SELECTED-DELAYED group asks for them (RFC 5465 sections 5 and 6.1)."""
+        await self.refresh()
+        settings = self.notify
+        selected = self.selected
+        if settings is None or settings.selected is None or selected is None or not selected.has_pending:
+            return
+        events = settings.selected.events
+        if not events:
+            return
+        out = bytearray()
+        arrived = selected.drain(
+            out,
+            expunge_allowed=settings.selected.filter == "SELECTED",
+            condstore=self.condstore,
+            qresync=self.qresync,
+            flags="FlagChange" in events,
+        )
+        self.write(bytes(out))
+        with contextlib.suppress(No):  # a message expunged meanwhile is simply not fetched
+            await fetch_new_messages(self, arrived)
 
     async def process(self, events: list) -> None:
         queue = deque(events)
@@ -454,7 +521,10 @@ class ImapSession:
         if waiter is None or not waiter.pending:
             return
         touched = set(waiter.mailboxes)
+        kinds = waiter.kinds
         waiter.clear()
+        if self.notify is not None:
+            await deliver_mailbox_events(self, kinds)
         selected = self.selected
         if selected is None or (selected.mailbox_id not in touched and None not in touched):
             return
@@ -528,7 +598,10 @@ class ImapSession:
                     self.untagged("BYE Autologout: idle for too long")
                     raise ConnectionDone()
                 if wake is not None and wake in done:
-                    await self.send_updates(expunge_allowed=True)
+                    if self.notify is not None:
+                        await self.push_notifications()  # exactly what NOTIFY asked for (RFC 5465 4)
+                    else:
+                        await self.send_updates(expunge_allowed=True)
                     await self.flush()
                 if read_task in done:
                     data = read_task.result()
@@ -555,6 +628,7 @@ from tidings.imap import (  # noqa: E402,F401
     mailbox_cmds,
     message_cmds,
     metadata_cmds,
+    notify_cmds,
     select_cmds,
     urlauth_cmds,
 )

@@ -26,7 +26,9 @@ CHANNEL = "tidings_changes"
 class Change:
     account_id: int
     mailbox_id: int | None
-    kind: str  # "message" (new/expunged/flags), "mailbox" (created/renamed/deleted), "queue"
+    # "message" (new/expunged/flags), "mailbox" (created/renamed/deleted), "subscription"
+    # (subscribed/unsubscribed), "queue"
+    kind: str
     modseq: int = 0
 
     def to_payload(self, node_id: str) -> str:
@@ -75,10 +77,14 @@ class Waiter:
     def __init__(self, hub: Hub, account_id: int) -> None:
         self._event = asyncio.Event()
         self.mailboxes: set[int | None] = set()
+        # What happened where, for IMAP NOTIFY (RFC 5465): mailbox id -> change kinds.  Bounded
+        # by the account's mailboxes times a handful of kinds, however many changes arrive.
+        self.kinds: dict[int | None, set[str]] = defaultdict(set)
         self._unsubscribe = hub.subscribe(account_id, self._on_change)
 
     def _on_change(self, change: Change) -> None:
         self.mailboxes.add(change.mailbox_id)
+        self.kinds[change.mailbox_id].add(change.kind)
         self._event.set()
 
     @property
@@ -88,6 +94,7 @@ class Waiter:
     def clear(self) -> None:
         self._event.clear()
         self.mailboxes.clear()
+        self.kinds = defaultdict(set)
 
     async def wait(self) -> None:
         await self._event.wait()

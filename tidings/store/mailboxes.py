@@ -504,13 +504,13 @@ class Mailboxes:
         name = validate_mailbox_name(name)
 
         def op(tx: Tx) -> None:
-            result = tx.conn.execute(
-                update(s.mailboxes)
-                .where(s.mailboxes.c.account_id == account_id, s.mailboxes.c.name == name)
-                .values(subscribed=subscribed)
-            )
-            if result.rowcount == 0:
+            row = find_mailbox_row(tx, account_id, name)
+            if row is None:
                 raise NotFound(f"no mailbox named {name}")
+            change = update(s.mailboxes).where(s.mailboxes.c.id == row.id).values(subscribed=subscribed)
+            tx.conn.execute(change)
+            # NOTIFY SubscriptionChange (RFC 5465 section 5.5) in other sessions and on other nodes.
+            self._publish(tx, account_id, row.id, "subscription")
 
         await self.db.write(op)
 
