@@ -135,3 +135,23 @@ def test_uids_and_modseqs_from_two_writing_processes_are_unique_and_increasing(t
     typ, status = client.status("INBOX", "(UIDNEXT MESSAGES HIGHESTMODSEQ)")
     assert b"UIDNEXT 31" in status[0] and b"MESSAGES 30" in status[0]
     client.logout()
+
+
+def test_notify_in_one_process_hears_of_mailboxes_changed_through_the_other(two_nodes):
+    """IMAP NOTIFY (RFC 5465) across processes: a session on node2 watching its personal
+    mailboxes is told, without sending a command, of a mailbox created on node1 (LIST) and of
+    mail delivered into it there (STATUS)."""
+    first, second = two_nodes
+    watcher = login(second["imap"])
+    tag = watcher._new_tag().decode()
+    watcher.send(f"{tag} NOTIFY SET (personal (MessageNew MessageExpunge MailboxName))\r\n".encode())
+    assert watcher.readline().startswith(tag.encode() + b" OK")
+    changer = login(first["imap"])
+    changer.create("Across")
+    watcher.sock.settimeout(5)
+    assert watcher.readline() == b'* LIST (\\HasNoChildren \\Subscribed) "/" Across\r\n'
+    changer.append("Across", None, None, b"Subject: over there\r\n\r\nhi\r\n")
+    line = watcher.readline()
+    assert line.startswith(b"* STATUS Across (MESSAGES 1 UIDNEXT 2 ")
+    changer.logout()
+    watcher.logout()
