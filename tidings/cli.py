@@ -1,8 +1,9 @@
 """The `tidings` command: run the server and administer domains, users, aliases and the queue.
 
 Every admin command opens the same store as `tidings serve` (chosen by --config / --data), so it
-works while the server runs. Errors are one clear line on stderr and exit status 1; nothing is
-half-written because each change is one transaction.
+works while the server runs; running servers learn of a removed or disabled user within a second or
+two and end that user's sessions (see tidings/auth/logins.py). Errors are one clear line on stderr
+and exit status 1; nothing is half-written because each change is one transaction.
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     quota.add_argument("quota", help="e.g. 500M, or 'none'")
     user.add_parser("list", parents=[common]).add_argument("domain", nargs="?")
     user.add_parser("remove", parents=[common]).add_argument("address")
+    user.add_parser(
+        "disable", parents=[common], help="refuse the user's logins and end their open sessions"
+    ).add_argument("address")
+    user.add_parser("enable", parents=[common], help="let a disabled user log in again").add_argument(
+        "address"
+    )
 
     alias = sub.add_parser("alias", parents=[common], help="manage aliases").add_subparsers(
         dest="action", required=True
@@ -110,6 +117,9 @@ def _read_password(args, prompt: str = "Password: ") -> str:
 
 
 async def _admin(args, config: Config) -> int:
+    # Our own node id: a server with the same configured `node_id` would otherwise drop the change
+    # events we send it (NOTIFY) as echoes of its own.
+    config.node_id = f"{config.node_id}/cli-{os.getpid()}"
     store = Store.open(config)
     try:
         return await _dispatch(args, config, store)
@@ -154,10 +164,14 @@ async def _dispatch(args, config: Config, store: Store) -> int:
         elif action == "list":
             for a in await accounts.list_users(args.domain):
                 quota = _human(a.quota_bytes) if a.quota_bytes is not None else "unlimited"
-                print(f"{a.address}  used {_human(a.used_bytes)} of {quota}")
+                state = "  (disabled)" if a.disabled else ""
+                print(f"{a.address}  used {_human(a.used_bytes)} of {quota}{state}")
         elif action == "remove":
             await accounts.remove_user(args.address)
             print(f"removed user {args.address}")
+        elif action in ("disable", "enable"):
+            await accounts.set_disabled(args.address, action == "disable")
+            print(f"{action}d user {args.address}")
     elif cmd == "alias":
         if action == "add":
             await accounts.add_alias(args.alias, args.targets)

@@ -2,7 +2,7 @@
 
 Each protocol package provides `listener.start(app, name, host, port) -> asyncio.Server`; this module
 only knows which package serves which listener name. `App` is the context every session receives:
-configuration, store, TLS context and login throttle — nothing protocol-specific.
+configuration, store, TLS context, login throttle and open logins — nothing protocol-specific.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tidings.auth.logins import Logins
 from tidings.auth.throttle import LoginThrottle
 from tidings.config import Config
 from tidings.mail.srs import SenderRewriter
 from tidings.net.tls import ServerTls
 from tidings.queue.worker import QueueWorker
 from tidings.store import AlreadyExists, Store
+from tidings.store.account_events import watch_account_events
 from tidings.store.indexer import run_indexer
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ class App:
     tls: ssl.SSLContext
     throttle: LoginThrottle
     srs: SenderRewriter
+    # Open logins by account: ends an account's sessions when it is removed or disabled.
+    logins: Logins
     started_at: float = field(default_factory=time.time)
     # Live counters for `tidings status` and the admin pages: name -> open sessions.
     sessions: dict[str, int] = field(default_factory=dict)
@@ -92,7 +96,8 @@ class Server:
         srs = SenderRewriter(
             load_srs_secret(config), config.srs.domain or config.default_domain, config.srs.max_age
         )
-        self.app = App(config, store, self.tls.context, throttle, srs)
+        logins = Logins(store.hub, store.accounts.session_generation)
+        self.app = App(config, store, self.tls.context, throttle, srs, logins)
         for name, addresses in config.listen.items():
             if not addresses:
                 continue
@@ -112,6 +117,8 @@ class Server:
         self.workers.append(asyncio.create_task(run_indexer(self.app.store), name="indexer"))
         self.workers.append(asyncio.create_task(self._keep_status(), name="status"))
         self.workers.append(asyncio.create_task(self._maintain(), name="maintenance"))
+        # `tidings user remove|disable` run by another process: its sessions here end too.
+        self.workers.append(asyncio.create_task(watch_account_events(self.app.store), name="account-events"))
 
     def bound_ports(self) -> dict[str, list[tuple[str, int]]]:
         out: dict[str, list[tuple[str, int]]] = {}
@@ -168,6 +175,7 @@ class Server:
                 async with asyncio.timeout(2):
                     await server.wait_closed()
         if self.app is not None:
+            self.app.logins.close()
             self.app.store.close()
         with contextlib.suppress(FileNotFoundError):
             status_path(self.config).unlink()

@@ -143,6 +143,23 @@ class Connection:
         if isinstance(buffer, bytearray):
             buffer.clear()
 
+    def abort(self, last_words: bytes) -> None:
+        """End the connection now, from outside the session's task (its account was removed):
+        ``last_words`` follow what was already handed to the transport, output still buffered is
+        dropped, and the session's pending read sees the end of the stream."""
+        if self.closed:
+            return
+        self._out.clear()
+        self.closed = True
+        data = last_words
+        if self._deflate is not None:
+            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        try:
+            self.writer.write(data)
+            self.writer.close()
+        except (ConnectionError, RuntimeError, OSError):
+            pass
+
     async def close(self) -> None:
         if self.closed:
             return

@@ -76,10 +76,12 @@ async def _log_in(session, username: str, password: str):
     if throttle.is_blocked(ip, address):
         raise No("Too many failed logins; try again later", "UNAVAILABLE")
     account = await session.store.accounts.authenticate(address, password)
-    if account is None:
+    login = None if account is None else session.app.logins.begin(account, session.account_ended)
+    if login is None:
         throttle.record_failure(ip, address)
         raise No("Invalid user name or password", "AUTHENTICATIONFAILED")
     throttle.record_success(ip, address)
+    session.login = login
     session.slot.logged_in()
     session.account = account
     session.state = State.AUTHENTICATED

@@ -17,6 +17,9 @@ Rules kept here, in one place:
   picked up only when the change hub woke our :class:`~tidings.notify.Waiter` — never polled;
 * a client that sends nothing but errors is disconnected, so garbage at full speed cannot keep a
   worker busy;
+* a session acts only for a live account: when the account is removed or disabled,
+  :class:`~tidings.auth.logins.Logins` ends the session at once (``* BYE``, connection closed),
+  and every command first checks that its login has not ended;
 * mailbox names: UTF-8 inside, modified UTF-7 on the wire unless UTF8=ACCEPT or IMAP4rev2 was
   enabled (RFC 6855, RFC 9051 5.1.3).  No other user's mailbox is reachable by any name.
 
@@ -55,6 +58,8 @@ a few hundred bytes): an unauthenticated client must not make us hold the post-l
 MAX_CONSECUTIVE_ERRORS = 30
 """Bad commands in a row after which the client is disconnected."""
 SERVER_NAME = "Tidings"
+ACCOUNT_ENDED = "BYE This account is no longer available"
+"""Said when the logged-in account is removed or disabled (the session then closes)."""
 
 PAUSING = (c.Authenticate, c.Idle, c.StartTls, c.Login)
 
@@ -140,6 +145,7 @@ class ImapSession:
         self.parser = ImapParser(max_literal=prelogin, max_line=max_line, max_command=prelogin)
         self.state = State.NOT_AUTHENTICATED
         self.account = None
+        self.login = None  # tidings.auth.logins.Login once logged in
         self.waiter: Waiter | None = None
         self.selected: SelectedMailbox | None = None
         self.enabled: set[str] = set()
@@ -300,6 +306,8 @@ class ImapSession:
             with contextlib.suppress(Exception):
                 self.untagged("BYE Internal server error")
         finally:
+            if self.login is not None:
+                self.login.close()
             if self.waiter is not None:
                 self.waiter.close()
                 self.waiter = None
@@ -433,7 +441,17 @@ class ImapSession:
             self.untagged("BYE Too many invalid commands")
             self.state = State.LOGOUT
 
+    def account_ended(self) -> None:
+        """The account was removed or disabled (called by Logins, outside this task): BYE and
+        close now, whatever the session is doing; nothing it has not sent yet goes out."""
+        self.state = State.LOGOUT
+        self.conn.abort(f"* {ACCOUNT_ENDED}\r\n".encode())
+
     async def execute(self, cmd: c.Command) -> None:
+        if self.login is not None and self.login.ended:
+            self.untagged(ACCOUNT_ENDED)
+            self.state = State.LOGOUT
+            return
         registration = COMMANDS.get(cmd.name)
         if registration is None:
             self.tagged(cmd.tag, "BAD", f"{cmd.name} is not supported")

@@ -16,6 +16,9 @@ Decisions (see also the module docstrings of maildrop.py and wire.py):
 - Login needs TLS unless `config.auth.allow_plaintext`: before STLS, USER/PASS/AUTH answer
   `-ERR [AUTH]` and CAPA does not list USER or SASL (RFC 2595 section 2.1 / RFC 2449 section 6).
 - A message expunged over IMAP during the session keeps its number; RETR/TOP of it answer -ERR.
+- When the account is removed or disabled, `tidings.auth.logins.Logins` closes the connection at
+  once, without UPDATE (nothing marked with DELE is removed); every command first checks that the
+  login has not ended, so QUIT cannot apply deletions for an ended account either.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class Session:
         self.pending_user: str | None = None
         self.maildrop: Maildrop | None = None
         self.waiter: Waiter | None = None
+        self.login = None  # tidings.auth.logins.Login once logged in
         self.peer = stream.peer_host
 
     # -- the loop ------------------------------------------------------------------------------
@@ -112,6 +116,9 @@ class Session:
             await self.stream.close()
 
     async def execute(self, line: bytes) -> None:
+        if self.login is not None and self.login.ended:
+            self.state = State.CLOSED  # the account was removed or disabled: no reply, no UPDATE
+            return
         try:
             cmd = p.parse_command(line)
             handler, states = HANDLERS[type(cmd)]
@@ -142,7 +149,15 @@ class Session:
     def reply(self, ok: bool, text: str = "", code: str | None = None) -> None:
         self.stream.write(status(ok, text, code))
 
+    def account_ended(self) -> None:
+        """The account was removed or disabled (called by Logins, outside this task): close the
+        connection now, in whatever state, without UPDATE."""
+        self.state = State.CLOSED
+        self.stream.abort()
+
     def _release(self) -> None:
+        if self.login is not None:
+            self.login.close()
         if self.waiter is not None:
             self.waiter.close()
             self.waiter = None
@@ -161,17 +176,19 @@ class Session:
         if not self.login_allowed:
             raise Refused("log in after STLS: plaintext authentication is disabled", "AUTH")
 
-    async def login(self, user: str, password: str) -> None:
+    async def log_in(self, user: str, password: str) -> None:
         """Check credentials, lock and snapshot the maildrop, enter TRANSACTION (RFC 1939 section 4)."""
         throttle = self.app.throttle
         if throttle.is_blocked(self.peer, user):
             # Refused without looking at the password, so guessing costs the attacker time, not us CPU.
             raise Refused("too many failed logins, try again later", "AUTH")
         account = await self.store.accounts.authenticate(user, password)
-        if account is None:
+        login = None if account is None else self.app.logins.begin(account, self.account_ended)
+        if login is None:
             throttle.record_failure(self.peer, user)
             raise Refused("invalid user name or password", "AUTH")
         throttle.record_success(self.peer, user)
+        self.login = login
         self.slot.logged_in()
         database = self.config.database_url
         if not LOCKS.acquire(database, account.id):
@@ -246,7 +263,7 @@ async def pass_(session: Session, cmd: p.Pass) -> None:
     session._require_login_allowed()
     if name is None:
         raise Refused("USER first")
-    await session.login(name, cmd.password)
+    await session.log_in(name, cmd.password)
 
 
 @command(p.Auth, AUTHORIZATION)
@@ -283,7 +300,7 @@ async def auth(session: Session, cmd: p.Auth) -> None:
     if authzid and authzid.lower() != authcid.lower():
         # We have no proxy-authorization: acting as someone else is refused outright.
         raise Refused("authorization identity must be empty or the user name", "AUTH")
-    await session.login(authcid, password)
+    await session.log_in(authcid, password)
 
 
 # -- both states ----------------------------------------------------------------------------------

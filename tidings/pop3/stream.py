@@ -92,6 +92,11 @@ class LineStream:
             if discarded > self.max_discard:
                 raise LineTooLong(fatal=True)
 
+    def abort(self) -> None:
+        """Close now, from outside the session's task: unsent output is dropped and the pending
+        read sees the end of the stream."""
+        self.writer.transport.abort()
+
     def write(self, data: bytes) -> None:
         if self.writer.is_closing():
             raise ConnectionResetError("the client closed the connection")

@@ -14,6 +14,10 @@ Listeners (RFC 5321 MX, RFC 6409 submission, RFC 8314 implicit TLS):
 - "submission": STARTTLS, then AUTH before MAIL (530 5.7.0).
 - "submissions": the same over implicit TLS.
 
+A session logged in as an account that is then removed or disabled is ended at once with 421
+4.7.0 (by `tidings.auth.logins.Logins`), and every command first checks that its login has not
+ended, so nothing is sent on behalf of an ended account.
+
 Every reply carries an enhanced status code (RFC 2034), except the greeting, EHLO/HELO and the 334
 and 354 intermediate replies, as RFC 2034 section 3 specifies. "250 OK" after DATA is sent only
 after `store.delivery.accept` returned, i.e. after the message is on disk and committed.
@@ -113,6 +117,9 @@ class Refused(Exception):
         self.bad = bad
 
 
+ACCOUNT_ENDED = "This account is no longer available, closing connection"
+
+
 class CloseSession(Exception):
     """Stop after sending what is queued (QUIT, too many errors)."""
 
@@ -178,6 +185,7 @@ class Session:
         self.helo: str | None = None
         self.extended = False
         self.account = None  # tidings.store.accounts.Account once authenticated
+        self.login = None  # its tidings.auth.logins.Login
         self.allowed_senders: set[str] = set()
         self.tx: Transaction | None = None
         self.bad_commands = 0
@@ -215,10 +223,26 @@ class Session:
             log.exception("smtp %s: session failed", conn.peer_ip)
             conn.send(_encoded(421, "4.3.0", f"{self.hostname} Internal error, closing connection"))
         finally:
+            self.log_out()
             conn.close()
+
+    def log_out(self) -> None:
+        if self.login is not None:
+            self.login.close()
+        self.login = None
+        self.account = None
+
+    def account_ended(self) -> None:
+        """The account was removed or disabled (called by Logins, outside this task): 421 and close
+        now, whatever the session is doing; a message still being received is not accepted."""
+        self.send(421, "4.7.0", f"{self.hostname} {ACCOUNT_ENDED}")
+        self.conn.close()
 
     async def execute(self, line: bytes) -> None:
         """Parse and run one command line, queueing its reply."""
+        if self.login is not None and self.login.ended:
+            self.send(421, "4.7.0", f"{self.hostname} {ACCOUNT_ENDED}")
+            raise CloseSession()
         try:
             cmd = parse_command(line)
             handler, states = HANDLERS[type(cmd)]
@@ -315,7 +339,7 @@ class Session:
             log.info("smtp %s: TLS handshake failed: %s", self.conn.peer_ip, exc)
             raise ConnectionClosed() from None
         self.helo = None
-        self.account = None
+        self.log_out()
         self.tx = None
         self.state = State.CONNECTED
 
@@ -349,11 +373,15 @@ class Session:
         if throttle.is_blocked(ip, user):
             raise Refused(454, "4.7.0", "Too many failed logins, try again later")
         account = await self.app.store.accounts.authenticate(user, password)
-        if account is None or (authzid and authzid.lower() != account.address):
+        if account is not None and authzid and authzid.lower() != account.address:
+            account = None
+        login = None if account is None else self.app.logins.begin(account, self.account_ended)
+        if login is None:
             throttle.record_failure(ip, user)
             raise Refused(535, "5.7.8", "Authentication credentials invalid")
         throttle.record_success(ip, user)
         self.conn.slot.logged_in()
+        self.login = login
         self.account = account
         self.allowed_senders = await self.app.store.accounts.senders_allowed(account)
         self.send(235, "2.7.0", "Authentication successful")

@@ -32,7 +32,7 @@ class Store:
         self.blobs = blobs
         self.hub = hub
         self.node_id = config.node_id
-        self.accounts = Accounts(db)
+        self.accounts = Accounts(db, hub, self.node_id)
         self.mailboxes = Mailboxes(db, blobs, hub, self.node_id)
         self.threads = Threads(db, self.mailboxes)
         self.metadata = Metadata(db)

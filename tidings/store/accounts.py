@@ -1,4 +1,11 @@
-"""Domains, accounts and aliases: who exists, who may log in, where an address delivers to."""
+"""Domains, accounts and aliases: who exists, who may log in, where an address delivers to.
+
+Removing or disabling an account also tells every running server to end its open sessions: the
+same transaction adds an `account_events` row (read by servers in other processes, see
+`account_events.py`) and publishes a `Change(account, None, "account")` (this process's hub, and
+other nodes through PostgreSQL NOTIFY). Disabling raises `session_generation`, so a session that
+logged in before is told apart from one that logs in after an `enable`.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from tidings.auth.passwords import (
     verify_password,
 )
 from tidings.mail.address import BadAddress, normalise_domain, parse_address, without_plus_tag
+from tidings.notify import Change, Hub
 from tidings.store import schema as s
 from tidings.store.database import AliasLoop, AlreadyExists, Database, NotFound, StoreError, Tx
 
@@ -46,6 +54,7 @@ class Account:
     quota_bytes: int | None
     used_bytes: int
     disabled: bool = False
+    session_generation: int = 0  # sessions that logged in under an older value must end
 
     @property
     def domain(self) -> str:
@@ -53,13 +62,37 @@ class Account:
 
 
 def _account(row) -> Account:
-    return Account(row.id, row.address, row.domain_id, row.quota_bytes, row.used_bytes, row.disabled)
+    return Account(
+        row.id,
+        row.address,
+        row.domain_id,
+        row.quota_bytes,
+        row.used_bytes,
+        row.disabled,
+        row.session_generation,
+    )
+
+
+ACCOUNT_EVENTS_KEPT = 24 * 3600.0  # seconds; servers read new events within a second or two
 
 
 class Accounts:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, hub: Hub | None = None, node_id: str = "") -> None:
         self.db = db
+        self.hub = hub if hub is not None else Hub()
+        self.node_id = node_id
         self.verified = VerifiedPasswords()
+
+    def _sessions_must_end(self, tx: Tx, account_id: int) -> None:
+        """In the transaction that removes or disables an account: tell every server, once this
+        commits, to end the account's open sessions."""
+        from tidings.store.mailboxes import publish
+
+        now = time.time()
+        events = s.account_events
+        tx.conn.execute(delete(events).where(events.c.created_at < now - ACCOUNT_EVENTS_KEPT))
+        tx.conn.execute(insert(events).values(account_id=account_id, created_at=now))
+        publish(tx, self.hub, self.node_id, Change(account_id, None, "account"))
 
     # -- domains -------------------------------------------------------------------------------
 
@@ -117,10 +150,13 @@ class Accounts:
             ).scalar_one()
             if count and not force:
                 raise StoreError(f"domain {name} still has {count} account(s); remove them or use --force")
-            for account_id in tx.conn.execute(
-                select(s.accounts.c.id).where(s.accounts.c.domain_id == row.id)
-            ).scalars():
+            for account_id in (
+                tx.conn.execute(select(s.accounts.c.id).where(s.accounts.c.domain_id == row.id))
+                .scalars()
+                .all()
+            ):
                 _delete_account_rows(tx, account_id)
+                self._sessions_must_end(tx, account_id)
             tx.conn.execute(delete(s.aliases).where(s.aliases.c.domain_id == row.id))
             tx.conn.execute(delete(s.domains).where(s.domains.c.id == row.id))
 
@@ -240,8 +276,42 @@ class Accounts:
                 raise NotFound(f"unknown user {addr}")
             _delete_account_rows(tx, row.id)
             tx.conn.execute(delete(s.aliases).where(s.aliases.c.target == str(addr)))
+            self._sessions_must_end(tx, row.id)
 
         await self.db.write(op)
+
+    async def set_disabled(self, address: str, disabled: bool) -> Account:
+        """Disable an account (it cannot log in; its open sessions end; mail to it is still
+        accepted) or enable it again. Disabling a disabled account changes nothing."""
+        addr = parse_address(address)
+
+        def op(tx: Tx) -> Account:
+            row = tx.conn.execute(select(s.accounts).where(s.accounts.c.address == str(addr))).first()
+            if row is None:
+                raise NotFound(f"unknown user {addr}")
+            if disabled and not row.disabled:
+                tx.conn.execute(
+                    update(s.accounts)
+                    .where(s.accounts.c.id == row.id)
+                    .values(disabled=True, session_generation=s.accounts.c.session_generation + 1)
+                )
+                self._sessions_must_end(tx, row.id)
+            elif not disabled and row.disabled:
+                tx.conn.execute(update(s.accounts).where(s.accounts.c.id == row.id).values(disabled=False))
+            return _account(tx.conn.execute(select(s.accounts).where(s.accounts.c.id == row.id)).one())
+
+        return await self.db.write(op)
+
+    async def session_generation(self, account_id: int) -> int | None:
+        """The account's session generation, or None when it no longer exists: what a running
+        server compares its sessions' logins with (tidings.auth.logins)."""
+
+        def op(tx: Tx) -> int | None:
+            return tx.conn.execute(
+                select(s.accounts.c.session_generation).where(s.accounts.c.id == account_id)
+            ).scalar()
+
+        return await self.db.read(op)
 
     async def authenticate(self, address: str, password: str) -> Account | None:
         """The account if `password` is right and the account enabled; None otherwise (same timing)."""
@@ -364,9 +434,8 @@ def resolve_rows(tx: Tx, address: str, depth: int = 0) -> list[str] | None:
         candidates.append(base)
     for candidate in candidates:
         account = conn.execute(
-            select(s.accounts.c.address).where(
-                s.accounts.c.address == candidate, s.accounts.c.disabled.is_(False)
-            )
+            # A disabled account still receives mail (it only cannot log in), as most servers do.
+            select(s.accounts.c.address).where(s.accounts.c.address == candidate)
         ).first()
         if account:
             return [account.address]

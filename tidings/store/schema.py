@@ -63,6 +63,22 @@ accounts = Table(
     # Highest UIDVALIDITY handed out to any of the account's mailboxes, deleted ones included, so a
     # mailbox re-created under an old name never gets an old UIDVALIDITY back (RFC 9051 2.3.1.1).
     Column("last_uidvalidity", BigInteger, nullable=False, default=0),
+    # Goes up when the account is disabled: a session that logged in under an older value must end
+    # (see tidings/auth/logins.py), even if the account is enabled again before it notices.
+    Column("session_generation", BigInteger, nullable=False, default=0),
+    sqlite_autoincrement=True,
+)
+
+# "This account was removed or disabled": running servers (other processes, other nodes) read new
+# rows and end the account's open sessions (store/account_events.py). No foreign key: the account
+# is gone when its removal is read. Rows older than a day are pruned.
+account_events = Table(
+    "account_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_account_events_created", "created_at"),
     sqlite_autoincrement=True,
 )
 
