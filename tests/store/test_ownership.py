@@ -110,3 +110,40 @@ def test_a_new_row_never_takes_a_deleted_rows_id(store, run, accounts):
     first = store.db.write_sync(insert_message)
     store.db.write_sync(lambda tx: tx.conn.execute(s.messages.delete().where(s.messages.c.id == first)))
     assert store.db.write_sync(insert_message) > first
+
+
+def test_another_accounts_mailbox_metadata_is_neither_read_nor_written(store, run, accounts):
+    alice, bob, inbox = accounts
+    run(store.metadata.set(alice.id, inbox.id, [("/private/comment", b"alice's note")]))
+    with pytest.raises(NotFound):
+        run(store.metadata.entries(bob.id, inbox.id))
+    with pytest.raises(NotFound):
+        run(store.metadata.set(bob.id, inbox.id, [("/private/comment", b"bob was here")]))
+    with pytest.raises(NotFound):
+        run(store.metadata.set(bob.id, inbox.id, [("/private/comment", None)]))
+    assert run(store.metadata.entries(alice.id, inbox.id)) == {"/private/comment": b"alice's note"}
+
+
+def test_another_accounts_message_gets_no_thread_id(store, run, accounts):
+    alice, bob, inbox = accounts
+    [ref] = run(store.mailboxes.messages(alice.id, inbox.id))[1]
+    store.mailboxes._summary_cache = type(store.mailboxes._summary_cache)(10)
+    assert run(store.threads.thread_ids(bob.id, [ref])) == {}
+    rows = store.db.read_sync(
+        lambda tx: tx.conn.execute(
+            select(s.message_threads.c.message_id).where(s.message_threads.c.account_id == bob.id)
+        ).all()
+    )
+    assert rows == []
+    assert ref.message_id in run(store.threads.thread_ids(alice.id, [ref]))
+
+
+def test_resetting_url_keys_of_another_accounts_mailbox_changes_nothing(store, run, accounts):
+    from tidings.mail.imapurl import parse_imap_url
+
+    alice, bob, inbox = accounts
+    rump = "imap://alice%40example.org@localhost/INBOX/;uid=1;urlauth=anonymous"
+    signed = parse_imap_url(run(store.urls.generate(alice.id, parse_imap_url(rump))))
+    assert b"secret" in run(store.urls.fetch_authorized(signed, None))
+    run(store.urls.reset(bob.id, inbox.id))
+    assert b"secret" in run(store.urls.fetch_authorized(signed, None))
