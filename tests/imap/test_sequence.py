@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tidings.imap.sequence import SequenceRange, SequenceSet, SequenceSetError, format_uid_set
+from tidings.imap.sequence import MAX_RANGES, SequenceRange, SequenceSet, SequenceSetError, format_uid_set
 
 
 def test_parse_numbers_ranges_star_and_saved() -> None:
@@ -79,3 +79,34 @@ def test_from_numbers_is_compact() -> None:
 )
 def test_format_uid_set(numbers: list[int], text: str) -> None:
     assert format_uid_set(numbers) == text
+
+
+def test_a_list_of_numbers_parses_like_any_other_set() -> None:
+    parsed = SequenceSet.parse("5,3,4294967295")
+    assert parsed.ranges == (SequenceRange(5, 5), SequenceRange(3, 3), SequenceRange(4294967295, 4294967295))
+    assert parsed == SequenceSet(
+        (SequenceRange(5, 5), SequenceRange(3, 3), SequenceRange(4294967295, 4294967295))
+    )
+    for text in ("1,01", "1,4294967296", "1,,2", "1,2,"):
+        with pytest.raises(SequenceSetError):
+            SequenceSet.parse(text)
+
+
+def test_a_set_of_more_than_max_ranges_is_refused() -> None:
+    assert len(SequenceSet.parse(",".join(["1"] * MAX_RANGES)).ranges) == MAX_RANGES
+    for element in ("1", "1:2", "*"):
+        with pytest.raises(SequenceSetError, match="too many ranges"):
+            SequenceSet.parse(",".join([element] * (MAX_RANGES + 1)))
+
+
+@pytest.mark.parametrize("text", ["1:3,5,7:*", "4:2,9", "*", "10:*", "2,2,2,3:1", "6:8,1:2,5"])
+def test_select_keeps_what_contains_would(text: str) -> None:
+    parsed = SequenceSet.parse(text)
+    numbers = list(range(14))
+    assert parsed.select(numbers, 8) == [n for n in numbers if parsed.contains(n, 8)]
+
+
+def test_select_is_one_merge_over_thousands_of_ranges() -> None:
+    odd = SequenceSet.parse(",".join(str(2 * i + 1) for i in range(11_000)))
+    expunged = list(range(1, 30_001))
+    assert odd.select(expunged, 30_000) == [n for n in expunged if n % 2 == 1 and n < 22_000]

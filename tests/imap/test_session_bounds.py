@@ -86,6 +86,24 @@ class RoundTrips:
         self._thread.start()
         return self
 
+    def wait_until_quiet(self, quiet: float = 0.03, period: float = 2.0, timeout: float = 60) -> None:
+        """Until every round trip for ``period`` seconds took less than ``quiet``: the background
+        indexer analyses newly stored mail in batches on the server's loop (after 0.5 s without
+        new mail), and its pauses are not what the test measures."""
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        seen = 0
+        while time.monotonic() < deadline:
+            times = self.times[seen:]
+            seen += len(times)
+            if any(t >= quiet for t in times):
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= period:
+                self.times.clear()
+                return
+            time.sleep(0.05)
+        raise AssertionError("the server never became quiet")
+
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(30)
@@ -129,7 +147,7 @@ def test_fetch_of_200_partials_of_a_large_message_is_streamed_to_a_client_that_d
     flooder.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     items = " ".join(f"BODY.PEEK[]<{i}.900000>" for i in range(PARTIALS))
     with RoundTrips(server) as other:
-        time.sleep(0.5)
+        other.wait_until_quiet()
         before = server.rss_kib()
         flooder.send(f"F1 UID FETCH 1 (UID {items})\r\n".encode())  # ~164 MB of reply, never read
         time.sleep(3)
@@ -158,3 +176,86 @@ def test_fetch_of_200_partials_of_a_large_message_is_streamed_to_a_client_that_d
     tagged = read_until(flooder, b"\r\n")
     assert re.match(rb"F1 OK ", tagged), tagged
     flooder.close()
+
+
+# -- QRESYNC / VANISHED work is linear and yields -----------------------------------------------------
+
+MESSAGES = 3000
+RANGES = 11_000
+
+
+def expunged_uid(uid: int) -> bool:
+    return uid % 2 == 0 or uid % 10 == 1
+
+
+@pytest.fixture
+def many_expunged(server):
+    """INBOX with MESSAGES messages of which the even UIDs and those ending in 1 are expunged."""
+    client = connect(server)
+    for first in range(0, MESSAGES, 500):  # a command carries at most 1,000 literals
+        append(client, [b"Subject: m%d\r\n\r\nx\r\n" % i for i in range(first, first + 500)])
+    assert b" OK " in client.command("SELECT INBOX")[-1]
+    doomed = ",".join(str(uid) for uid in range(1, MESSAGES + 1) if expunged_uid(uid))
+    assert b" OK " in client.command(f"UID STORE {doomed} +FLAGS.SILENT (\\Deleted)")[-1]
+    assert b" OK " in client.command("EXPUNGE")[-1]
+    client.close()
+    return server
+
+
+def odd_uids(count: int) -> str:
+    """``1,3,5,...``: ``count`` ranges, none of them adjacent."""
+    return ",".join(str(2 * i + 1) for i in range(count))
+
+
+def vanished(lines: list[bytes]) -> set[int]:
+    out: set[int] = set()
+    for line in lines:
+        if line.startswith(b"* VANISHED (EARLIER) "):
+            for element in line.split()[3].split(b","):
+                low, _, high = element.partition(b":")
+                out.update(range(int(low), int(high or low) + 1))
+    return out
+
+
+def test_vanished_over_11000_known_uid_ranges_does_not_stall_other_clients(many_expunged):
+    server = many_expunged
+    client = connect(server)
+    assert b" OK " in client.command("ENABLE QRESYNC")[-1]
+    lines = client.command("EXAMINE INBOX")
+    uidvalidity = int(re.search(rb"UIDVALIDITY (\d+)", b"\n".join(lines)).group(1))
+    known = odd_uids(RANGES)
+    expected = {uid for uid in range(1, MESSAGES + 1) if expunged_uid(uid) and uid % 2 == 1}
+    timings = {}
+    with RoundTrips(server) as other:
+        other.wait_until_quiet()
+        started = time.monotonic()
+        lines = client.command(f"SELECT INBOX (QRESYNC ({uidvalidity} 1 {known}))")
+        timings["select"] = time.monotonic() - started
+        assert b" OK " in lines[-1], lines[-1]
+        assert vanished(lines) == expected
+        started = time.monotonic()
+        lines = client.command(f"UID FETCH {known} (FLAGS) (CHANGEDSINCE 1 VANISHED)")
+        timings["fetch"] = time.monotonic() - started
+        assert b" OK " in lines[-1], lines[-1]
+        assert vanished(lines) == expected
+        assert sum(1 for line in lines if b" FETCH (" in line) == MESSAGES // 2 - len(expected)
+        time.sleep(0.1)
+    print(f"SELECT {timings['select']:.3f} s, UID FETCH {timings['fetch']:.3f} s", end="; ")
+    print(f"NOOP max {other.max * 1000:.0f} ms")
+    assert other.max < 0.15, f"another client waited {other.max:.3f} s for NOOP"
+    client.close()
+
+
+def test_a_known_uid_set_of_more_than_16384_ranges_is_refused(many_expunged):
+    client = connect(many_expunged)
+    assert b" OK " in client.command("ENABLE QRESYNC")[-1]
+    lines = client.command("SELECT INBOX")
+    uidvalidity = int(re.search(rb"UIDVALIDITY (\d+)", b"\n".join(lines)).group(1))
+    too_many = ",".join(["1"] * 16_385)
+    lines = client.command(f"SELECT INBOX (QRESYNC ({uidvalidity} 1 {too_many}))")
+    assert re.match(rb"T\d+ BAD .*too many ranges", lines[-1]), lines[-1]
+    lines = client.command(f"UID FETCH {too_many} (FLAGS) (CHANGEDSINCE 1 VANISHED)")
+    assert re.match(rb"T\d+ BAD .*too many ranges", lines[-1]), lines[-1]
+    limit = ",".join(["1"] * 16_384)
+    assert b" OK " in client.command(f"UID FETCH {limit} (FLAGS) (CHANGEDSINCE 1 VANISHED)")[-1]
+    client.close()

@@ -68,16 +68,18 @@ async def select(session, cmd: c.Select):
 
 async def _qresync(session, view: SelectedMailbox, params: c.QresyncParameters) -> None:
     """RFC 7162 3.2.5.1: what the client missed since its cached modseq."""
-    changes = await session.store.mailboxes.changes_since(session.account.id, view.mailbox_id, params.modseq)
-    gone = changes.expunged
+    gone = await session.store.mailboxes.expunged_since(session.account.id, view.mailbox_id, params.modseq)
+    await session.pace()  # each step can be long (thousands of ranges, of messages): others run between
     if params.known_uids is not None:
-        gone = [uid for uid in gone if params.known_uids.contains(uid, view.uidnext)]
+        gone = params.known_uids.select(gone, view.uidnext)  # ascending: one merge, O(UIDs + ranges)
     if gone:
         session.untagged(b"VANISHED (EARLIER) " + format_uid_set(gone).encode())
-    for ref in changes.changed:
-        index = view.index_of(ref.uid)
-        if index is not None:
-            session.write(view.fetch_flags_line(index + 1, view.refs[index], condstore=True))
+    await session.pace()
+    # The changed messages are in the snapshot just read (re-reading them would double the work).
+    for seq, ref in enumerate(view.refs, 1):
+        if ref.modseq > params.modseq:
+            session.write(view.fetch_flags_line(seq, ref, condstore=True))
+            await session.pace()
 
 
 @command("CLOSE", SELECTED)

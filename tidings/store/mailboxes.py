@@ -92,7 +92,7 @@ class Changes:
     highestmodseq: int
     uidnext: int
     changed: list[MessageRef]
-    expunged: list[int]
+    expunged: list[int]  # ascending (IMAP merges it with client-given UID sets)
 
 
 def normalise_flag(flag: str) -> str:
@@ -566,6 +566,16 @@ class Mailboxes:
             changed = [_ref(r) for r in tx.conn.execute(_REFS_SINCE, params)]
             gone = tx.conn.execute(_EXPUNGED_SINCE, params).scalars()
             return Changes(box.highestmodseq, box.uidnext, changed, list(gone))
+
+        return await self.db.read(op)
+
+    async def expunged_since(self, account_id: int, mailbox_id: int, modseq: int) -> list[int]:
+        """UIDs expunged after `modseq`, ascending (VANISHED (EARLIER) needs no more than these)."""
+
+        def op(tx: Tx) -> list[int]:
+            _check_owner(tx, account_id, mailbox_id)
+            params = {"mailbox": mailbox_id, "modseq": modseq}
+            return list(tx.conn.execute(_EXPUNGED_SINCE, params).scalars())
 
         return await self.db.read(op)
 
