@@ -200,6 +200,19 @@ def test_disabling_ends_imap_pop3_and_submission_sessions(server, imap):
     assert bob.command("NOOP").startswith(b"250")
 
 
+def test_a_message_being_submitted_when_the_sender_is_disabled_is_not_accepted(server, imap):
+    smtp = submission_login(server)
+    assert smtp.command(f"MAIL FROM:<{ALICE}>").startswith(b"250")
+    assert smtp.command(f"RCPT TO:<{BOB}>").startswith(b"250")
+    assert smtp.command("DATA").startswith(b"354")
+    smtp.sock.sendall(f"From: {ALICE}\r\nTo: {BOB}\r\nSubject: half sent\r\n\r\nThe first".encode())
+    admin(server, "user", "disable", ALICE)
+    closes_within(smtp)
+    assert smtp.buffer.startswith(b"421 4.7.0 ")
+    assert len(imap.mailbox_refs(address=BOB)[1]) == 0
+    assert server.call(server.store.queue.count()) == 0
+
+
 def test_a_pop3_session_ended_by_disabling_applies_no_deletions(server, imap):
     pop = pop3_login(server)
     assert pop.command("DELE 1").startswith(b"+OK")
