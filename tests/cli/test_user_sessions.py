@@ -10,9 +10,13 @@ hub), so the running server learns of it only through the database: on SQLite by
 from __future__ import annotations
 
 import base64
+import json
 import os
+import signal
 import smtplib
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -251,6 +255,51 @@ def test_user_list_shows_disabled_users(server, imap, capsys):
     listing = capsys.readouterr().out
     assert f"{ALICE}  used" in listing and "(disabled)" in listing.split(ALICE, 1)[1].splitlines()[0]
     assert "(disabled)" not in listing.split(BOB, 1)[1].splitlines()[0]
+
+
+def test_a_serve_process_ends_the_sessions_of_a_user_another_process_removes(tmp_path):
+    """As deployed: `tidings serve` and the admin's `tidings user remove` are two processes."""
+    config = tmp_path / "tidings.toml"
+    lines = [f'data_dir = "{tmp_path / "data"}"', 'hostname = "mail.example.test"']
+    lines += ['default_domain = "example.test"']
+    if database := fresh_database_url():
+        lines.append(f'database = "{database}"')
+    lines += ["[listen]", 'imaps = ["127.0.0.1:0"]', 'pop3s = ["127.0.0.1:0"]']
+    config.write_text("\n".join(lines) + "\n")
+
+    def tidings(*args: str, stdin: str | None = None) -> None:
+        command = [sys.executable, "-m", "tidings.cli", "--config", str(config), *args]
+        done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "tidings.cli", "--config", str(config), "serve"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        status = tmp_path / "data" / "status.json"
+        deadline = time.monotonic() + 30
+        while not status.exists():
+            assert serve.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        listeners = json.loads(status.read_text())["listeners"]
+        ports = {name: addresses[0][1] for name, addresses in listeners.items()}
+        tidings("user", "add", ALICE, "--password-stdin", stdin=PASSWORD + "\n")
+        imap = RawImap("127.0.0.1", ports["imaps"])
+        assert b" OK " in imap.command(f"LOGIN {ALICE} {quote(PASSWORD)}")[-1]
+        pop = RawLines(ports["pop3s"])
+        pop.command(f"USER {ALICE}")
+        assert pop.command(f"PASS {PASSWORD}").startswith(b"+OK")
+
+        tidings("user", "remove", ALICE)
+
+        closes_within(imap)
+        closes_within(pop)
+        assert b"* BYE This account is no longer available" in imap.buffer
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(20)
 
 
 postgres_only = pytest.mark.skipif(
