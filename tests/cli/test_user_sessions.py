@@ -141,6 +141,16 @@ def test_removing_a_user_ends_their_imap_and_pop3_sessions_within_two_seconds(se
     assert server.app.logins.count(alice.id) == 0
 
 
+def test_the_bye_to_a_compressed_imap_session_is_compressed_too(server, imap):
+    raw = imap.raw(login=ALICE)
+    assert raw.command("COMPRESS DEFLATE")[-1].endswith(b"OK DEFLATE active")
+    raw.start_compression()
+    raw.command("SELECT INBOX")
+    admin(server, "user", "remove", ALICE)
+    closes_within(raw)
+    assert b"* BYE This account is no longer available\r\n" in raw._inflate.decompress(raw.buffer)
+
+
 def test_a_session_left_from_a_removed_user_reads_nothing_of_the_user_added_next(server, imap):
     """Remove alice and add her again at once, before the server can have noticed: the old
     connection still holds the old account's id, and every store call checks it."""
