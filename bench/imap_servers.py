@@ -299,6 +299,7 @@ class TidingsServer(_Server):
             f"""data_dir = "{self.dir}/data"
 hostname = "{DOMAIN}"
 default_domain = "{DOMAIN}"
+allow_root = true
 
 [listen]
 imap = ["{HOST}:{self.port}"]

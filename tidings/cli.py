@@ -268,6 +268,28 @@ def _human(size: int) -> str:
     return str(size)
 
 
+def _unprivileged_server(config: Config):
+    """The server to run: started as root, its ports bound and root given up (tidings.privileges)."""
+    from tidings import privileges
+    from tidings.net.tls import ServerTls
+    from tidings.server import Server
+
+    run_as = privileges.plan(config)
+    if run_as is None:
+        return Server(config)
+    privileges.hand_over(config, run_as)
+    try:
+        sockets = Server.bind(config)
+    except OSError as exc:
+        raise CommandError(str(exc.strerror or exc)) from None
+    tls = ServerTls(config)  # as root: a configured key may be readable by root only
+    if config.self_signed_cert_path.parent.exists():  # a self-signed certificate made just now
+        privileges.chown_tree(config.self_signed_cert_path.parent, run_as)
+    privileges.drop(run_as)
+    privileges.check_reachable(config, run_as)
+    return Server(config, sockets, tls)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -277,8 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                 level=logging.DEBUG if args.verbose else logging.INFO,
                 format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             )
-            from tidings.server import Server
-
+            server = _unprivileged_server(config)
             try:
                 import uvloop
 
@@ -287,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 pass
             if os.environ.get("TIDINGS_SWITCH_INTERVAL"):
                 sys.setswitchinterval(float(os.environ["TIDINGS_SWITCH_INTERVAL"]))
-            asyncio.run(Server(config).run_until_signalled())
+            asyncio.run(server.run_until_signalled())
             return 0
         return asyncio.run(_admin(args, config))
     except (ConfigError, StoreError, BadAddress, WeakPassword, CommandError, ValueError) as exc:

@@ -11,6 +11,11 @@ Example file (every key optional)::
     database = "postgresql://tidings@/tidings"   # default: sqlite under data_dir
     blob_dir = "/srv/shared/blobs"              # default: data_dir/blobs
     default_domain = "example.org"               # created on first start when no domain exists
+    user = "tidings"                             # started as root: bind, then run as this user
+                                                 # (created with `useradd --system` if missing)
+    allow_root = false                           # true: keep running as root (not recommended)
+    allow_asynchronous_commit = false            # PostgreSQL: true lets serve start although
+                                                 # synchronous_commit or fsync is off
 
     [tls]                                        # followed on disk: a renewed certificate is used
     cert = "/etc/ssl/mail.pem"                   # from the next connection on, no restart needed;
@@ -210,6 +215,11 @@ class Config:
     auth: AuthSettings = field(default_factory=AuthSettings)
     srs: SrsSettings = field(default_factory=SrsSettings)
     node_id: str = ""
+    # Started as root, `tidings serve` binds its ports and then runs as this user (tidings.privileges).
+    user: str = "tidings"
+    allow_root: bool = False
+    # PostgreSQL with synchronous_commit or fsync off would say 250 before the data is on disk.
+    allow_asynchronous_commit: bool = False
 
     def __post_init__(self) -> None:
         if not self.hostname:
@@ -284,6 +294,9 @@ def _from_dict(raw: dict, base: Path) -> Config:
         "auth",
         "srs",
         "node_id",
+        "user",
+        "allow_root",
+        "allow_asynchronous_commit",
     }
     unknown = set(raw) - known
     if unknown:
@@ -298,9 +311,16 @@ def _from_dict(raw: dict, base: Path) -> Config:
     kwargs: dict = {}
     if "data_dir" in raw:
         kwargs["data_dir"] = rel(raw["data_dir"])
-    for key in ("hostname", "database", "default_domain", "node_id"):
+    for key in ("hostname", "database", "default_domain", "node_id", "user"):
         if key in raw:
             kwargs[key] = str(raw[key])
+    for key in ("allow_root", "allow_asynchronous_commit"):
+        if key in raw:
+            if not isinstance(raw[key], bool):
+                raise ConfigError(f"{key} must be true or false")
+            kwargs[key] = raw[key]
+    if "user" in kwargs and not kwargs["user"]:
+        raise ConfigError("user must name a user (set allow_root = true to run as root)")
     if "blob_dir" in raw:
         kwargs["blob_dir"] = rel(raw["blob_dir"])
     tls = raw.get("tls", {})

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -73,10 +74,18 @@ def status_path(config: Config) -> Path:
 
 
 class Server:
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        sockets: dict[tuple[str, str, int], list[socket.socket]] | None = None,
+        tls: ServerTls | None = None,
+    ) -> None:
+        """`sockets` (listener name, host, port) -> bound sockets and `tls` are given when they were
+        made before root was given up (tidings.privileges); otherwise `start` makes them."""
         self.config = config
         self.app: App | None = None
-        self.tls: ServerTls | None = None
+        self.tls: ServerTls | None = tls
+        self.sockets = sockets or {}
         self.servers: list[tuple[str, asyncio.base_events.Server]] = []
         self.workers: list[asyncio.Task] = []
         self._stopped = asyncio.Event()
@@ -89,7 +98,8 @@ class Server:
             with contextlib.suppress(AlreadyExists):
                 await store.accounts.add_domain(config.default_domain)
                 log.info("created default domain %s", config.default_domain)
-        self.tls = ServerTls(config)
+        if self.tls is None:
+            self.tls = ServerTls(config)
         throttle = LoginThrottle(
             config.auth.max_failures_per_ip, config.auth.max_failures_per_account, config.auth.failure_window
         )
@@ -103,12 +113,24 @@ class Server:
                 continue
             module = importlib.import_module(LISTENER_MODULES[name])
             for host, port in addresses:
-                server = await module.start(self.app, name, host, port)
-                self.servers.append((name, server))
-                log.info("%s listening on %s", name, _bound(server))
+                for sock in self.sockets.get((name, host, port), [None]):
+                    server = await module.start(self.app, name, host, port, sock=sock)
+                    self.servers.append((name, server))
+                    log.info("%s listening on %s", name, _bound(server))
         self._start_workers()
         self._write_status()
         return self.app
+
+    @staticmethod
+    def bind(config: Config) -> dict[tuple[str, str, int], list[socket.socket]]:
+        """Bind every configured listener now (as root, before tidings.privileges drops it)."""
+        from tidings.net.listener import bind
+
+        return {
+            (name, host, port): bind(host, port)
+            for name, addresses in config.listen.items()
+            for host, port in addresses
+        }
 
     def _start_workers(self) -> None:
         """The outbound queue (first: tests find it as workers[0]) and the message indexer."""
@@ -182,11 +204,12 @@ class Server:
         self._stopped.set()
 
     async def run_until_signalled(self) -> None:
-        await self.start()
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
+        # Before start: a SIGTERM that comes as soon as the ports answer still shuts down cleanly.
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        await self.start()
         ports = ", ".join(f"{n} {h}:{p}" for n, lst in self.bound_ports().items() for h, p in lst)
         print(f"tidings serving {self.config.hostname}: {ports}", flush=True)
         await stop.wait()

@@ -21,7 +21,8 @@ TIDINGS = [sys.executable, "-m", "tidings.cli"]
 def tidings(tmp_path):
     config = tmp_path / "tidings.toml"
     database = fresh_database_url()
-    lines = [f'data_dir = "{tmp_path / "data"}"', 'hostname = "mail.example.test"']
+    # allow_root: as root the server would run as `tidings`, which cannot enter pytest's tmp root.
+    lines = [f'data_dir = "{tmp_path / "data"}"', 'hostname = "mail.example.test"', "allow_root = true"]
     if database:
         lines.append(f'database = "{database}"')
     lines += ["[listen]"] + [

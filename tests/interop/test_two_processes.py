@@ -34,6 +34,7 @@ def start_node(tmp_path, name: str, database: str) -> tuple[subprocess.Popen, di
     config.write_text(
         f'data_dir = "{data}"\nhostname = "{name}.example.test"\ndatabase = "{database}"\n'
         f'blob_dir = "{tmp_path / "blobs"}"\ndefault_domain = "example.test"\nnode_id = "{name}"\n'
+        "allow_root = true\n"
         '[auth]\nallow_plaintext = true\n[listen]\nsmtp = ["127.0.0.1:0"]\nimap = ["127.0.0.1:0"]\n'
     )
     proc = subprocess.Popen(

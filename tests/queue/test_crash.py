@@ -66,6 +66,7 @@ data_dir = "{tmp_path / "data"}"
 database = "{fresh_database_url()}"
 hostname = "mail.a.test"
 default_domain = "a.test"
+allow_root = true
 [listen]
 smtp = []
 [queue]

@@ -76,6 +76,7 @@ def test_every_acknowledged_message_survives_kill_9(tmp_path):
     config = tmp_path / "tidings.toml"
     config.write_text(
         f'data_dir = "{tmp_path / "data"}"\nhostname = "mx.durable.test"\ndefault_domain = "durable.test"\n'
+        "allow_root = true\n"  # the data is under pytest's tmp root, closed to other users
         f'[listen]\nsmtp = ["127.0.0.1:{port}"]\n'
     )
     tidings("domain", "add", "durable.test", config=config)

@@ -8,6 +8,8 @@ Each accepted connection gets a :class:`~tidings.imap.connection.Connection` and
 
 from __future__ import annotations
 
+import socket
+
 from tidings.imap.connection import Connection
 from tidings.imap.session import ImapSession
 from tidings.net.listener import Listener, session_limits, start_stream_listener
@@ -15,7 +17,8 @@ from tidings.net.listener import Listener, session_limits, start_stream_listener
 STREAM_LIMIT = 128 * 1024  # StreamReader buffer cap; the parser bounds lines and literals itself
 
 
-async def start(app, name: str, host: str, port: int) -> Listener:
+async def start(app, name: str, host: str, port: int, sock: socket.socket | None = None) -> Listener:
+    """Start listener `name` on host:port (or on `sock`, bound already)."""
     if name not in ("imap", "imaps"):
         raise ValueError(f"not an IMAP listener: {name}")
 
@@ -32,6 +35,7 @@ async def start(app, name: str, host: str, port: int) -> Listener:
         limits=session_limits(app.config),
         refusal=refusal,
         limit=STREAM_LIMIT,
+        sock=sock,
     )
 
 

@@ -208,6 +208,7 @@ async def start_stream_listener(
     limits: SessionLimits,
     refusal: Callable[[str], bytes],
     limit: int = 64 * 1024,
+    sock: socket.socket | None = None,
 ) -> Listener:
     """Serve `run_session(reader, writer, slot)` per admitted connection, each in its own task."""
     listener = Listener(app, name, limits, refusal)
@@ -240,15 +241,48 @@ async def start_stream_listener(
 
     listener.server = await asyncio.start_server(
         connected,
-        host,
-        port,
         ssl=app.tls if implicit_tls else None,
         ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if implicit_tls else None,
         limit=limit,
-        reuse_address=True,
         backlog=1024,
+        **where(host, port, sock),
     )
     return listener
+
+
+def where(host: str, port: int, sock: socket.socket | None) -> dict:
+    """`create_server` arguments: a socket bound earlier (as root, see `bind`), else host and port."""
+    if sock is not None:
+        return {"sock": sock}
+    return {"host": host, "port": port, "reuse_address": True}
+
+
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Bind host:port now, as asyncio's `create_server` would (every address `host` resolves to,
+    IPv6 sockets v6-only), without listening yet.
+
+    `tidings serve` started as root binds every listener this way before it gives up root, so the
+    standard ports below 1024 can be served by an unprivileged process.
+    """
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def session_limits(config, login_timeout: float | None = None) -> SessionLimits:

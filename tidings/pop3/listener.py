@@ -5,6 +5,8 @@ Only sockets and TLS here; the protocol lives in session.py.
 
 from __future__ import annotations
 
+import socket
+
 from tidings.net.listener import Listener, session_limits, start_stream_listener
 from tidings.pop3.parser import MAX_COMMAND_LINE
 from tidings.pop3.session import Session
@@ -12,8 +14,8 @@ from tidings.pop3.stream import LineStream
 from tidings.pop3.wire import status
 
 
-async def start(app, name: str, host: str, port: int) -> Listener:
-    """Start listener `name` ("pop3" or "pop3s") on host:port."""
+async def start(app, name: str, host: str, port: int, sock: socket.socket | None = None) -> Listener:
+    """Start listener `name` ("pop3" or "pop3s") on host:port (or on `sock`, bound already)."""
     if name not in ("pop3", "pop3s"):
         raise ValueError(f"not a POP3 listener name: {name}")
     implicit_tls = name == "pop3s"
@@ -33,6 +35,7 @@ async def start(app, name: str, host: str, port: int) -> Listener:
         implicit_tls=implicit_tls,
         limits=session_limits(app.config),
         refusal=refusal,
+        sock=sock,
     )
 
 

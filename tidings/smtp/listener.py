@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
-from tidings.net.listener import TLS_HANDSHAKE_TIMEOUT, Listener, OverLimit, session_limits
+from tidings.net.listener import TLS_HANDSHAKE_TIMEOUT, Listener, OverLimit, session_limits, where
 from tidings.smtp.connection import Connection
 from tidings.smtp.policy import RecipientRouter
 from tidings.smtp.session import ListenerMode, Session
@@ -19,8 +20,8 @@ log = logging.getLogger(__name__)
 LISTENER_NAMES = ("smtp", "submission", "submissions")
 
 
-async def start(app, name: str, host: str, port: int) -> Listener:
-    """Listen on host:port with the behaviour `name` stands for; returns the asyncio server."""
+async def start(app, name: str, host: str, port: int, sock: socket.socket | None = None) -> Listener:
+    """Listen on host:port (or on `sock`, bound already) with the behaviour `name` stands for."""
     if name not in LISTENER_NAMES:
         raise ValueError(f"not an SMTP listener: {name}")
     mode = ListenerMode.for_listener(name)
@@ -50,12 +51,10 @@ async def start(app, name: str, host: str, port: int) -> Listener:
 
     listener.server = await loop.create_server(
         make_connection,
-        host,
-        port,
         ssl=app.tls if mode.implicit_tls else None,
         ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if mode.implicit_tls else None,
-        reuse_address=True,
         backlog=512,
+        **where(host, port, sock),
     )
     return listener
 
