@@ -259,3 +259,26 @@ def test_a_known_uid_set_of_more_than_16384_ranges_is_refused(many_expunged):
     limit = ",".join(["1"] * 16_384)
     assert b" OK " in client.command(f"UID FETCH {limit} (FLAGS) (CHANGEDSINCE 1 VANISHED)")[-1]
     client.close()
+
+
+# -- LIST patterns never backtrack --------------------------------------------------------------------
+
+
+def test_a_list_pattern_of_many_wildcards_against_a_long_name_is_answered_at_once(server):
+    client = connect(server)
+    long_name = "a" * 300
+    assert b" OK " in client.command(f"CREATE {long_name}")[-1]
+    assert b" OK " in client.command("CREATE a/b")[-1]
+    assert b" OK " in client.command(f"CREATE {'a' * 12}b")[-1]
+    pattern = "*a" * 12 + "*b"  # as a backtracking regex: about 300^12 steps against long_name
+    with RoundTrips(server) as other:
+        other.wait_until_quiet()
+        client.sock.settimeout(20)
+        started = time.monotonic()
+        lines = client.command(f'LIST "" "{pattern}"')
+        took = time.monotonic() - started
+        time.sleep(0.1)
+    print(f"LIST took {took:.3f} s; NOOP max {other.max * 1000:.0f} ms")
+    assert lines[:-1] == [b'* LIST (\\HasNoChildren) "/" aaaaaaaaaaaab'] and b" OK " in lines[-1], lines
+    assert took < 1 and other.max < 0.15, (took, other.max)
+    client.close()

@@ -11,10 +11,9 @@ other-users namespace, so another user's mailboxes cannot be named at all.
 
 from __future__ import annotations
 
-import re
-
 from tidings.imap import commands as c
 from tidings.imap import mutf7
+from tidings.imap.mailbox_pattern import MailboxPattern
 from tidings.imap.sequence import format_uid_set
 from tidings.imap.states import AUTHENTICATED, Bad, No, command
 from tidings.mail.imapurl import BadUrl, parse_imap_url
@@ -25,19 +24,6 @@ _DELIM = DELIMITER.encode()
 
 
 # ---------------------------------------------------------------------------- LIST / LSUB
-
-
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    """``*`` matches anything, ``%`` anything but the delimiter (RFC 9051 6.3.9)."""
-    out = []
-    for char in pattern:
-        if char == "*":
-            out.append(".*")
-        elif char == "%":
-            out.append("[^" + re.escape(DELIMITER) + "]*")
-        else:
-            out.append(re.escape(char))
-    return re.compile("".join(out), re.DOTALL)
 
 
 def _matcher(session, reference: str, pattern: str):
@@ -51,17 +37,19 @@ def _matcher(session, reference: str, pattern: str):
             full = mutf7.decode(full)
         except mutf7.ModifiedUtf7Error:
             return None
-    regex = _pattern_regex(full)
+    pattern = MailboxPattern.compile(full, DELIMITER)  # never backtracks: see mailbox_pattern.py
     # INBOX is case-insensitive: compare the first five characters of the pattern in upper case.
-    inbox_regex = _pattern_regex("INBOX" + full[5:]) if full[:5].upper() == "INBOX" else None
+    inbox_pattern = (
+        MailboxPattern.compile("INBOX" + full[5:], DELIMITER) if full[:5].upper() == "INBOX" else None
+    )
 
     def matches(name: str) -> bool:
-        if regex.fullmatch(name):
+        if pattern.matches(name):
             return True
         return (
-            inbox_regex is not None
+            inbox_pattern is not None
             and (name == "INBOX" or name.startswith("INBOX/"))
-            and bool(inbox_regex.fullmatch(name))
+            and inbox_pattern.matches(name)
         )
 
     return matches
@@ -102,6 +90,7 @@ async def list_mailboxes(session, cmd: c.List) -> None:
 
     results: list[tuple[str, list[str], bytes]] = []
     for name in sorted(set(by_name) | missing, key=_sort_key):
+        await session.pace()  # many patterns times many mailboxes: let the others run meanwhile
         if not any(match(name) for match in matchers):
             continue
         box = by_name.get(name)
@@ -128,6 +117,7 @@ async def list_mailboxes(session, cmd: c.List) -> None:
     for name, attributes, extra in results:
         encoded = session.encode_name(name)
         session.untagged(b"LIST (" + " ".join(attributes).encode() + b') "/" ' + encoded + extra)
+        await session.pace()  # written as produced, waiting for a client slow to read
         if "STATUS" in cmd.return_options and name in by_name:
             session.untagged(await status_response(session, by_name[name], cmd.status_items))
 
@@ -142,6 +132,7 @@ async def lsub(session, cmd: c.Lsub) -> None:
     for box in sorted(boxes, key=lambda b: _sort_key(b.name)):
         if box.subscribed and match(box.name):
             session.untagged(b'LSUB () "/" ' + session.encode_name(box.name))
+        await session.pace()
 
 
 @command("NAMESPACE", AUTHENTICATED)
