@@ -66,7 +66,9 @@ FILE_NAMES = {"tls_cert": "tls.cert", "tls_key": "tls.key", "listen": "listen.<n
 def test_every_configuration_key_is_documented(key):
     """Each key appears in admin.md in backquotes, spelled as in the configuration file."""
     spelled = FILE_NAMES.get(key, key)
-    assert f"`{spelled}`" in ADMIN.read_text(), f"configuration key {spelled} is not explained in docs/admin.md"
+    assert f"`{spelled}`" in ADMIN.read_text(), (
+        f"configuration key {spelled} is not explained in docs/admin.md"
+    )
 
 
 @pytest.mark.parametrize(

@@ -105,7 +105,9 @@ class RunningServer:
         try:
             self.call(self.server.stop())
         except TimeoutError:
-            raise TimeoutError("server.stop() did not finish; tasks still running:\n" + self._task_stacks()) from None
+            raise TimeoutError(
+                "server.stop() did not finish; tasks still running:\n" + self._task_stacks()
+            ) from None
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
