@@ -271,7 +271,7 @@ def test_a_serve_process_ends_the_sessions_of_a_user_another_process_removes(tmp
     """As deployed: `tidings serve` and the admin's `tidings user remove` are two processes."""
     config = tmp_path / "tidings.toml"
     lines = [f'data_dir = "{tmp_path / "data"}"', 'hostname = "mail.example.test"']
-    lines += ['default_domain = "example.test"']
+    lines += ['default_domain = "example.test"', "allow_root = true"]  # pytest's tmp root is 0700
     if database := fresh_database_url():
         lines.append(f'database = "{database}"')
     lines += ["[listen]", 'imaps = ["127.0.0.1:0"]', 'pop3s = ["127.0.0.1:0"]']

@@ -36,6 +36,8 @@ class ServerProcess:
         self.config.write_text(
             f'data_dir = "{self.data}"\nhostname = "mail.{domain}"\ndatabase = "{fresh_database_url()}"\n'
             f'default_domain = "{domain}"\nnode_id = "proc-{os.getpid()}-{id(self):x}"\n'
+            # as root the server would run as `tidings`, which cannot enter pytest's 0700 tmp root
+            "allow_root = true\n"
             f"{extra}\n[auth]\nallow_plaintext = true\n[listen]\n{listen}"
         )
         self.proc: subprocess.Popen | None = None
