@@ -27,7 +27,7 @@ from tidings.config import Config
 from tidings.mail.srs import SenderRewriter
 from tidings.net.tls import ServerTls
 from tidings.queue.worker import QueueWorker
-from tidings.store import AlreadyExists, Store
+from tidings.store import AlreadyExists, Store, StoreError
 from tidings.store.account_events import watch_account_events
 from tidings.store.indexer import run_indexer
 
@@ -93,6 +93,11 @@ class Server:
     async def start(self) -> App:
         config = self.config
         store = Store.open(config)
+        try:
+            check_durable_commits(store, config)
+        except StoreError:
+            store.close()
+            raise
         store.start_listening()
         if not await store.accounts.list_domains() and config.default_domain:
             with contextlib.suppress(AlreadyExists):
@@ -214,6 +219,25 @@ class Server:
         print(f"tidings serving {self.config.hostname}: {ports}", flush=True)
         await stop.wait()
         await self.stop()
+
+
+def check_durable_commits(store: Store, config: Config) -> None:
+    """Refuse to serve when a committed write is not durable (PostgreSQL synchronous_commit or fsync
+    off): "250 OK" would be a promise the database does not keep. `allow_asynchronous_commit`
+    turns the refusal into a warning at every start."""
+    problems = store.db.commit_durability_problems()
+    if not problems:
+        return
+    text = (
+        f"the database commits without waiting for the disk ({', '.join(problems)}): an accepted "
+        "message could be lost in a crash"
+    )
+    if not config.allow_asynchronous_commit:
+        raise StoreError(
+            f"{text}. Set synchronous_commit = on (and fsync = on) for the database, or "
+            "allow_asynchronous_commit = true to serve anyway"
+        )
+    log.warning("%s; serving anyway because allow_asynchronous_commit = true", text)
 
 
 def load_srs_secret(config: Config) -> bytes:

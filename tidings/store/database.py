@@ -234,6 +234,20 @@ class Database:
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
+    def commit_durability_problems(self) -> list[str]:
+        """PostgreSQL settings under which a committed write may still be lost in a crash, e.g.
+        `synchronous_commit=off` (set for the server, the database or the role): "250 OK" waits
+        for the commit, so it would no longer mean "on disk". Empty when commits are durable."""
+        if not self.is_postgres:
+            return []  # SQLite: synchronous=FULL is set on every connection (make_engine)
+        with self._connect_write() as conn:
+            settings = {
+                name: conn.exec_driver_sql(f"SHOW {name}").scalar()
+                for name in ("synchronous_commit", "fsync")
+            }
+            conn.rollback()
+        return [f"{name}={value}" for name, value in settings.items() if value == "off"]
+
     def _connect_write(self) -> Connection:
         return self.write_engine.connect()
 
