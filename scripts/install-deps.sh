@@ -4,7 +4,7 @@
 # started (the tests start their own throwaway instances on high ports).
 set -euo pipefail
 
-PACKAGES=(postfix swaks postgresql dovecot-imapd dovecot-pop3d fetchmail getmail6 mutt isync offlineimap)
+PACKAGES=(postfix swaks postgresql dovecot-imapd dovecot-pop3d fetchmail getmail6 mutt isync offlineimap strace)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -1,4 +1,6 @@
-"""`250 OK` means durable: kill -9 the server mid-stream and find every acknowledged message."""
+"""`250 OK` means durable: kill -9 the server mid-stream and find every acknowledged message.
+
+kill -9 keeps the page cache, so this alone would pass without fsyncs: test_fsync.py watches them."""
 
 from __future__ import annotations
 
