@@ -18,6 +18,11 @@ import pytest
 from tests.imap.session_support import ALICE, BOB, PASSWORD, RawImap, quote
 from tests.support.process import ServerProcess
 
+STALL_LIMIT = 0.3
+"""Longest another client may wait for NOOP while one client does something heavy.  Quiet, these
+tests see 20-60 ms; the limit leaves room for a 2-core machine shared with other work, and is still
+a small fraction of what each test saw before its fix (1.6 s, 6.9 s, forever, ...)."""
+
 
 @pytest.fixture
 def server(tmp_path):
@@ -159,7 +164,7 @@ def test_fetch_of_200_partials_of_a_large_message_is_streamed_to_a_client_that_d
     select_client.close()
     print(f"server grew by {grown} KiB; NOOP max {other.max * 1000:.0f} ms over {len(other.times)}")
     assert grown < 50 * 1024, f"server grew by {grown} KiB"
-    assert other.max < 0.2 and select_time < 0.2, (other.max, select_time)
+    assert other.max < STALL_LIMIT and select_time < STALL_LIMIT, (other.max, select_time)
 
     # Now the client reads: every partial, byte for byte, then the tagged OK.
     flooder.sock.settimeout(60)
@@ -242,7 +247,7 @@ def test_vanished_over_11000_known_uid_ranges_does_not_stall_other_clients(many_
         time.sleep(0.1)
     print(f"SELECT {timings['select']:.3f} s, UID FETCH {timings['fetch']:.3f} s", end="; ")
     print(f"NOOP max {other.max * 1000:.0f} ms")
-    assert other.max < 0.15, f"another client waited {other.max:.3f} s for NOOP"
+    assert other.max < STALL_LIMIT, f"another client waited {other.max:.3f} s for NOOP"
     client.close()
 
 
@@ -280,5 +285,26 @@ def test_a_list_pattern_of_many_wildcards_against_a_long_name_is_answered_at_onc
         time.sleep(0.1)
     print(f"LIST took {took:.3f} s; NOOP max {other.max * 1000:.0f} ms")
     assert lines[:-1] == [b'* LIST (\\HasNoChildren) "/" aaaaaaaaaaaab'] and b" OK " in lines[-1], lines
-    assert took < 1 and other.max < 0.15, (took, other.max)
+    assert took < 1 and other.max < STALL_LIMIT, (took, other.max)
+    client.close()
+
+
+# -- SEARCH over many keys and many messages yields -------------------------------------------------
+
+
+def test_search_with_thousands_of_keys_over_many_messages_does_not_stall_other_clients(many_expunged):
+    client = connect(many_expunged)
+    assert b" OK " in client.command("SELECT INBOX")[-1]
+    keys = " ".join(f"NOT KEYWORD k{i}" for i in range(3000))  # every key holds for every message
+    with RoundTrips(many_expunged) as other:
+        other.wait_until_quiet()
+        started = time.monotonic()
+        lines = client.command(f"UID SEARCH {keys}")
+        took = time.monotonic() - started
+        time.sleep(0.1)
+    print(f"SEARCH took {took:.3f} s; NOOP max {other.max * 1000:.0f} ms")
+    assert b" OK " in lines[-1], lines[-1]
+    remaining = [uid for uid in range(1, MESSAGES + 1) if not expunged_uid(uid)]
+    assert lines[0] == b"* SEARCH " + " ".join(map(str, remaining)).encode()
+    assert other.max < STALL_LIMIT, f"another client waited {other.max:.3f} s for NOOP"
     client.close()

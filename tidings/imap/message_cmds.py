@@ -54,7 +54,7 @@ async def search_selected(session, criteria: c.And, loader) -> list[MessageConte
     contexts = contexts_for(selected.refs)
     thread_ids = await thread_ids_for(session, contexts, uses_threadid(criteria))
     return await evaluate_search(
-        criteria, contexts, loader, saved_uids=selected.saved_uids, thread_ids=thread_ids
+        criteria, contexts, loader, saved_uids=selected.saved_uids, thread_ids=thread_ids, pace=session.pace
     )
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime
 import time
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tidings.imap.commands import And, Not, Or, PartialRange, Search, SearchCriterion, SearchKey
@@ -143,14 +143,19 @@ async def evaluate_search(
     saved_uids: Iterable[int] = (),
     now: float | None = None,
     thread_ids: Mapping[int, int] | None = None,
+    pace: Callable[[], Awaitable[None]] | None = None,
 ) -> list[MessageContext]:
     """The contexts matching ``criteria``, in the order given (sequence order).
 
     ``saved_uids``: the UIDs ``$`` stands for (RFC 5182).  ``now``: the clock for OLDER and
     YOUNGER (``time.time()`` when omitted).  ``thread_ids``: {messages.id: store thread} for
     THREADID (RFC 8474 section 6; see :func:`uses_threadid`).  Messages that vanished from the
-    store while being searched do not match.
+    store while being searched do not match.  ``pace``: awaited after each message (the
+    session's, which lets other sessions run every few milliseconds): the work is messages times
+    keys, and the client chooses the keys.
     """
+    if pace is None:
+        pace = _no_pause
     scope = _Scope(
         largest_seq=max((c.seq for c in contexts), default=0),
         largest_uid=max((c.ref.uid for c in contexts), default=0),
@@ -167,6 +172,7 @@ async def evaluate_search(
             undecided.append(candidate)
         elif verdict:
             matched.add(context.seq)
+        await pace()
 
     still_undecided: list[_Candidate] = []
     for start in range(0, len(undecided), BATCH):
@@ -181,14 +187,20 @@ async def evaluate_search(
                 still_undecided.append(candidate)
             elif verdict:
                 matched.add(candidate.context.seq)
+            await pace()
 
     for candidate in still_undecided:
         candidate.raw = await loader.blob(candidate.context.ref)
         if candidate.raw is not None and _evaluate(criteria, candidate, scope):
             matched.add(candidate.context.seq)
         candidate.raw = None  # keep at most one message's bytes alive
+        await pace()
 
     return [c for c in contexts if c.seq in matched]
+
+
+async def _no_pause() -> None:
+    return None
 
 
 def _evaluate(node: SearchCriterion, candidate: _Candidate, scope: _Scope) -> bool | None:
