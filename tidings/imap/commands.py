@@ -694,3 +694,11 @@ class Notify(Command):
     name: ClassVar[str] = "NOTIFY"
     status: bool = False
     groups: tuple[NotifyGroup, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelUpdate(Command):
+    """CANCELUPDATE "tag" ... (RFC 5267 section 4.3.5)."""
+
+    name: ClassVar[str] = "CANCELUPDATE"
+    tags: tuple[str, ...]

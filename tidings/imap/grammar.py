@@ -318,8 +318,9 @@ def _expunge(reader: Reader, tag: str, uid: bool) -> c.Command:
 
 # --------------------------------------------------------------------------- search
 
-_SEARCH_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"})
-_SORT_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"})
+# UPDATE and CONTEXT: RFC 5267 section 4 (CONTEXT=SEARCH, CONTEXT=SORT).
+_SEARCH_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL", "UPDATE", "CONTEXT"})
+_SORT_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL", "UPDATE", "CONTEXT"})
 
 _KEYS_WITHOUT_ARGUMENT = frozenset(
     {
@@ -862,6 +863,16 @@ def _compress(reader: Reader, tag: str, uid: bool) -> c.Command:
     return c.Compress(tag=tag, mechanism=reader.atom("a compression mechanism").upper())
 
 
+def _cancelupdate(reader: Reader, tag: str, uid: bool) -> c.Command:
+    """CANCELUPDATE 1*(SP quoted) (RFC 5267 section 4.3.5): the tags of updating contexts."""
+    tags = []
+    while reader.accept(b" "):
+        tags.append(reader.astring_text("a search tag"))
+    if not tags:
+        raise Bad("Expected the tag of an updating search")
+    return c.CancelUpdate(tag=tag, tags=tuple(tags))
+
+
 # --------------------------------------------------------------------------- NOTIFY
 
 
@@ -961,6 +972,7 @@ _COMMANDS: dict[str, Handler] = {
     "RESETKEY": _resetkey,
     "URLFETCH": _urlfetch,
     "NOTIFY": _notify,
+    "CANCELUPDATE": _cancelupdate,
 }
 
 _UID_COMMAND_NAMES = ("FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE", "SORT", "THREAD")

@@ -3,7 +3,8 @@ THREAD (and their UID forms).
 
 RFC 9051 6.4 (RFC 3501 6.4), UIDPLUS COPYUID (RFC 4315), MOVE (RFC 6851), CONDSTORE/QRESYNC
 (RFC 7162: CHANGEDSINCE, VANISHED, UNCHANGEDSINCE -> MODIFIED), ESEARCH/SEARCHRES (RFC 4731,
-RFC 5182), SORT/THREAD (RFC 5256), PARTIAL windows (RFC 9394).  What a data item or search key
+RFC 5182), SORT/THREAD (RFC 5256), PARTIAL windows (RFC 9394), updating contexts and CANCELUPDATE
+(RFC 5267 section 4, kept by :mod:`tidings.imap.search_context`).  What a data item or search key
 means is the business of :mod:`tidings.imap.fetch`, :mod:`tidings.imap.search` and
 :mod:`tidings.imap.sort_thread`; this module chooses the messages, changes the store and keeps
 the session's snapshot in step.
@@ -15,6 +16,7 @@ from tidings.imap import commands as c
 from tidings.imap.fetch import fetch_responses, seen_targets
 from tidings.imap.message_data import MessageContext, StoreMessageLoader, contexts_for
 from tidings.imap.search import check_charset, evaluate_search, search_reply, uses_modseq, uses_threadid
+from tidings.imap.search_context import UpdateContext, add_to, remove_from
 from tidings.imap.sequence import format_uid_set
 from tidings.imap.sort_thread import (
     check_thread_algorithm,
@@ -24,6 +26,7 @@ from tidings.imap.sort_thread import (
     thread_messages,
 )
 from tidings.imap.states import SELECTED, Bad, No, command
+from tidings.imap.wire import quote
 from tidings.store import NotFound, StoreError
 
 _MODSEQ_ITEM = c.FetchAttribute("MODSEQ")
@@ -225,11 +228,13 @@ async def search(session, cmd: c.Search) -> None:
     check_charset(cmd.charset)
     if uses_modseq(cmd.criteria):
         session.enable_condstore()
+    _check_update_tag(session, cmd)
     matched = await search_selected(session, cmd.criteria, loader_for(session))
     reply = search_reply(cmd, matched, esearch=session.rev2)
     session.write(reply.response)
     if reply.saved_uids is not None:
         selected.saved_uids = reply.saved_uids
+    _start_updates(session, cmd, cmd.criteria, None, [ctx.uid for ctx in matched])
 
 
 @command("SORT", SELECTED, expunge_allowed=False)
@@ -237,6 +242,7 @@ async def sort(session, cmd: c.Sort) -> None:
     """RFC 5256 SORT (and ESORT RETURN options, RFC 5267)."""
     selected = session.selected
     check_charset(cmd.charset)
+    _check_update_tag(session, cmd)
     loader = loader_for(session)
     matched = await search_selected(session, cmd.search, loader)
     ordered = await sort_messages(cmd.criteria, matched, loader)
@@ -244,6 +250,84 @@ async def sort(session, cmd: c.Sort) -> None:
     session.write(reply.response)
     if reply.saved_uids is not None:
         selected.saved_uids = reply.saved_uids
+    _start_updates(session, cmd, cmd.search, cmd.criteria, [ctx.uid for ctx in ordered])
+
+
+def _wants_updates(cmd: c.Search | c.Sort) -> bool:
+    return cmd.return_options is not None and "UPDATE" in cmd.return_options
+
+
+def _check_update_tag(session, cmd: c.Search | c.Sort) -> None:
+    """RFC 5267 4.3: UPDATE under a tag an updating context already has is refused."""
+    if _wants_updates(cmd) and cmd.tag in session.selected.contexts.by_tag:
+        raise Bad("Tag reuse: an updating search already has this tag")
+
+
+def _start_updates(session, cmd: c.Search | c.Sort, criteria: c.And, sort, result: list[int]) -> None:
+    """Keep an updating context for RETURN (UPDATE) (RFC 5267 4.3), or say NOUPDATE (4.3.1)."""
+    if not _wants_updates(cmd):
+        return
+    context = UpdateContext(cmd.tag, cmd.uid, criteria, sort, result)
+    if not session.selected.contexts.add(context):
+        session.untagged(b"NO [NOUPDATE " + quote(cmd.tag) + b"] Too many updating searches")
+
+
+@command("CANCELUPDATE", SELECTED)
+async def cancel_update(session, cmd: c.CancelUpdate) -> None:
+    """RFC 5267 section 4.3.5: no more updates for the contexts these tags started."""
+    unknown = [tag for tag in cmd.tags if not session.selected.contexts.cancel(tag)]
+    if unknown:
+        raise No(f"No updating search has the tag {unknown[0]}")
+
+
+async def refresh_search_contexts(session) -> None:
+    """Re-check the messages whose flags or presence changed against each updating context
+    and tell the client which joined (ADDTO) or left (REMOVEFROM) its result (RFC 5267 4.3).
+    Called after the new messages were announced with EXISTS (section 4.3.3); expunged ones
+    are dealt with as their EXPUNGE goes out (:meth:`SelectedMailbox._announce_expunges`)."""
+    selected = session.selected
+    if selected is None or not selected.contexts or not selected.touched:
+        return
+    touched, selected.touched = selected.touched, set()
+    everything = contexts_for(selected.refs)
+    candidates = [ctx for ctx in everything if ctx.uid in touched and not selected.is_expunged(ctx.uid)]
+    largest = (len(selected.refs), selected.refs[-1].uid if selected.refs else 0)
+    loader = loader_for(session)
+
+    def number_of(uid: int) -> int:
+        return selected.index_of(uid) + 1
+
+    for context in selected.contexts:
+        thread_ids = await thread_ids_for(session, candidates, uses_threadid(context.criteria))
+        found = await evaluate_search(
+            context.criteria,
+            candidates,
+            loader,
+            saved_uids=selected.saved_uids,
+            thread_ids=thread_ids,
+            pace=session.pace,
+            largest=largest,
+        )
+        matched = {ctx.uid for ctx in found}
+        held = set(context.result)
+        left = [uid for uid in context.result if uid in touched and uid not in matched]
+        joined = sorted(matched - held)
+        if left:
+            session.write(remove_from(context, left, number_of) + b"\r\n")
+            gone = set(left)
+            context.result = [uid for uid in context.result if uid not in gone]
+        if not joined:
+            continue
+        members = set(context.result) | set(joined)
+        if context.sort is None:
+            context.result = sorted(members)  # mailbox order
+        else:
+            ordered = await sort_messages(
+                context.sort, [ctx for ctx in everything if ctx.uid in members], loader
+            )
+            context.result = [ctx.uid for ctx in ordered]
+            joined = [uid for uid in joined if uid in set(context.result)]
+        session.write(add_to(context, joined, number_of) + b"\r\n")
 
 
 @command("THREAD", SELECTED, expunge_allowed=False)

@@ -297,4 +297,6 @@ async def fetch_new_messages(session, uids: list[int]) -> None:
         condstore=session.condstore,
     )
     async for response in responses:
-        session.write(response)
+        for piece in response:  # streamed, as FETCH does
+            session.write(piece)
+            await session.pace()

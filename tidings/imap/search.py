@@ -144,6 +144,7 @@ async def evaluate_search(
     now: float | None = None,
     thread_ids: Mapping[int, int] | None = None,
     pace: Callable[[], Awaitable[None]] | None = None,
+    largest: tuple[int, int] | None = None,
 ) -> list[MessageContext]:
     """The contexts matching ``criteria``, in the order given (sequence order).
 
@@ -152,13 +153,17 @@ async def evaluate_search(
     THREADID (RFC 8474 section 6; see :func:`uses_threadid`).  Messages that vanished from the
     store while being searched do not match.  ``pace``: awaited after each message (the
     session's, which lets other sessions run every few milliseconds): the work is messages times
-    keys, and the client chooses the keys.
+    keys, and the client chooses the keys.  ``largest``: (sequence number, UID) of the mailbox's
+    last message, what ``*`` means, when ``contexts`` are only some of its messages (an
+    updating context re-checking the changed ones, RFC 5267).
     """
     if pace is None:
         pace = _no_pause
+    if largest is None:
+        largest = (max((c.seq for c in contexts), default=0), max((c.ref.uid for c in contexts), default=0))
     scope = _Scope(
-        largest_seq=max((c.seq for c in contexts), default=0),
-        largest_uid=max((c.ref.uid for c in contexts), default=0),
+        largest_seq=largest[0],
+        largest_uid=largest[1],
         saved_uids=frozenset(saved_uids),
         now=time.time() if now is None else now,
         thread_ids=thread_ids or {},
@@ -340,7 +345,9 @@ def search_reply(command: Search, matched: Sequence[MessageContext], *, esearch:
         if not esearch:
             return SearchReply(format_search(numbers, modseq))
         options = ("ALL",)
-    options = options or ("ALL",)  # RETURN () means ALL (RFC 4731 section 3.1)
+    if context_only(options):
+        return SearchReply(esearch_header(command.tag, command.uid) + b"\r\n")
+    options = result_options(options)
     partial = command.partial
     saved = saved_uids(options, matched, partial) if "SAVE" in options else None
     if set(options) == {"SAVE"}:
@@ -348,6 +355,22 @@ def search_reply(command: Search, matched: Sequence[MessageContext], *, esearch:
         return SearchReply(b"", saved)
     response = format_esearch(command.tag, numbers, options, uid=command.uid, modseq=modseq, partial=partial)
     return SearchReply(response, saved)
+
+
+def result_options(options: Sequence[str]) -> tuple[str, ...]:
+    """The RETURN options that ask for result data: the RFC 5267 UPDATE and CONTEXT left out;
+    ``RETURN ()`` (or only the CONTEXT hint) means ALL (RFC 4731 section 3.1)."""
+    return tuple(o for o in options if o not in ("UPDATE", "CONTEXT")) or ("ALL",)
+
+
+def context_only(options: Sequence[str]) -> bool:
+    """RETURN (UPDATE) with no result option: the reply is the bare ESEARCH correlator and the
+    results follow as ADDTO updates (RFC 5267 section 4.3)."""
+    return "UPDATE" in options and all(o in ("UPDATE", "CONTEXT") for o in options)
+
+
+def esearch_header(tag: str, uid: bool) -> bytes:
+    return b"* ESEARCH (TAG " + quote(tag) + b")" + (b" UID" if uid else b"")
 
 
 def saved_uids(

@@ -22,6 +22,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 
+from tidings.imap.search_context import SearchContexts
 from tidings.imap.sequence import SequenceSet, format_uid_set
 from tidings.imap.states import Bad
 from tidings.store.mailboxes import Changes, Mailbox, MessageRef
@@ -51,6 +52,8 @@ class SelectedMailbox:
         "_exists_dirty",
         "_arrived",
         "saved_uids",
+        "contexts",
+        "touched",
     )
 
     def __init__(self, mailbox: Mailbox, refs: list[MessageRef], read_only: bool) -> None:
@@ -66,6 +69,10 @@ class SelectedMailbox:
         self._exists_dirty = False
         self._arrived: list[int] = []  # UIDs new since the last EXISTS (NOTIFY MessageNew fetch-atts)
         self.saved_uids: list[int] = []  # SEARCH RETURN (SAVE) result, as UIDs (RFC 5182)
+        # Updating SEARCH/SORT contexts (RFC 5267) and the UIDs whose flags or presence changed
+        # since they were last re-evaluated (kept only while there are contexts).
+        self.contexts = SearchContexts()
+        self.touched: set[int] = set()
 
     # ------------------------------------------------------------------ lookups
 
@@ -124,6 +131,8 @@ class SelectedMailbox:
             return False
         self.refs[index] = ref
         self._flags_changed.discard(ref.uid)
+        if self.contexts:
+            self.touched.add(ref.uid)
         return True
 
     def apply(self, changes: Changes) -> None:
@@ -138,11 +147,15 @@ class SelectedMailbox:
                     refs[index] = ref
                     if old.flags != ref.flags or old.modseq != ref.modseq:
                         self._flags_changed.add(ref.uid)
+                        if self.contexts:
+                            self.touched.add(ref.uid)
             elif ref.uid > last_uid:
                 refs.append(ref)
                 last_uid = ref.uid
                 self._exists_dirty = True
                 self._arrived.append(ref.uid)
+                if self.contexts:
+                    self.touched.add(ref.uid)
         for uid in changes.expunged:
             if self.index_of(uid) is not None:
                 self._pending_expunged.add(uid)
@@ -197,6 +210,10 @@ class SelectedMailbox:
         if not pending:
             return
         self._pending_expunged = set()
+        if self.contexts:
+            # RFC 5267 4.3.4: REMOVEFROM before the EXPUNGE, while its numbers are still valid.
+            self.contexts.expunging(pending, lambda uid: self.index_of(uid) + 1, out)
+            self.touched -= pending
         indexes = sorted((i for i in (self.index_of(u) for u in pending) if i is not None), reverse=True)
         if qresync:
             out += b"* VANISHED %s\r\n" % format_uid_set(pending).encode()

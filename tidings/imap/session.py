@@ -37,6 +37,7 @@ from collections import deque
 from tidings.imap import commands as c
 from tidings.imap import mutf7, wire
 from tidings.imap.connection import FLUSH_THRESHOLD, Connection
+from tidings.imap.message_cmds import refresh_search_contexts
 from tidings.imap.notify_cmds import NotifySettings, deliver_mailbox_events, fetch_new_messages
 from tidings.imap.parser import ContinuationNeeded, ImapParser, ParseError, RawLine
 from tidings.imap.selected import SelectedMailbox
@@ -96,6 +97,8 @@ _AUTHENTICATED_CAPABILITIES = (
     "BINARY",
     "UTF8=ACCEPT",
     "NOTIFY",
+    "CONTEXT=SEARCH",
+    "CONTEXT=SORT",
 )
 
 
@@ -400,6 +403,7 @@ class ImapSession:
         self.write(bytes(out))
         with contextlib.suppress(No):  # a message expunged meanwhile is simply not fetched
             await fetch_new_messages(self, arrived)
+        await refresh_search_contexts(self)
 
     async def process(self, events: list) -> None:
         queue = deque(events)
@@ -567,6 +571,7 @@ class ImapSession:
                 out, expunge_allowed=expunge_allowed, condstore=self.condstore, qresync=self.qresync
             )
             self.write(bytes(out))
+        await refresh_search_contexts(self)  # ADDTO / REMOVEFROM after the EXISTS (RFC 5267)
 
     # ------------------------------------------------------------------ raw lines (SASL, IDLE)
 

@@ -26,7 +26,15 @@ from collections.abc import Mapping, Sequence
 
 from tidings.imap.commands import Sort, SortCriterion
 from tidings.imap.message_data import MessageContext, MessageLoader
-from tidings.imap.search import SearchReply, format_esearch, saved_uids, uses_modseq
+from tidings.imap.search import (
+    SearchReply,
+    context_only,
+    esearch_header,
+    format_esearch,
+    result_options,
+    saved_uids,
+    uses_modseq,
+)
 from tidings.imap.states import Bad
 from tidings.mail.message import MessageSummary, thread_message
 from tidings.mail.sorting import sort_key
@@ -88,7 +96,9 @@ def sort_reply(command: Sort, ordered: Sequence[MessageContext]) -> SearchReply:
     options = command.return_options
     if options is None:
         return SearchReply(format_sort(numbers, modseq))
-    options = options or ("ALL",)
+    if context_only(options):
+        return SearchReply(esearch_header(command.tag, command.uid) + b"\r\n")
+    options = result_options(options)
     partial = command.partial
     saved = saved_uids(options, ordered, partial) if "SAVE" in options else None
     if set(options) == {"SAVE"}:
