@@ -22,7 +22,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, false, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tidings.store import schema as s
@@ -33,7 +33,16 @@ DEFAULT_INLINE_LIMIT = 512 * 1024
 
 _SELECT_BODY = select(s.blob_data.c.data).where(s.blob_data.c.hash == bindparam("hash"))
 _INSERT_BODY_SQLITE = sqlite.insert(s.blob_data).on_conflict_do_nothing(index_elements=["hash"])
-_INSERT_BODY_PG = postgresql.insert(s.blob_data).on_conflict_do_nothing(index_elements=["hash"])
+# On PostgreSQL an existing body is locked (DO UPDATE ... WHERE false writes nothing but locks the
+# row) until the delivery referencing it commits: compaction locks before it looks for references
+# (compaction._drop_inline), so it either waits for this commit and sees the reference, or removes
+# the row first and this insert then writes it anew. DO NOTHING would take no lock, and a body
+# compaction found unreferenced could be deleted under an uncommitted delivery. SQLite needs none
+# of this: its write transactions never overlap.
+_INSERT_BODY_PG = postgresql.insert(s.blob_data)
+_INSERT_BODY_PG = _INSERT_BODY_PG.on_conflict_do_update(
+    index_elements=["hash"], set_={"hash": _INSERT_BODY_PG.excluded.hash}, where=false()
+)
 
 
 class FileBlobs:
@@ -55,9 +64,12 @@ class FileBlobs:
         final = self.path_of(digest)
         if _has_size(final, len(data)):
             # A new reference is about to be committed: make the file young again so compaction,
-            # which spares recent files, cannot remove it in between.
-            os.utime(final)
-            return
+            # which spares recent files, cannot remove it in between (see `remove_if_stale`).
+            try:
+                os.utime(final)
+                return
+            except FileNotFoundError:
+                pass  # compaction took it away just now: write it again
         directory = final.parent
         if digest[:2] not in self._known_dirs:
             directory.mkdir(exist_ok=True)
@@ -84,6 +96,30 @@ class FileBlobs:
     def delete(self, digest: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path_of(digest).unlink()
+
+    def remove_if_stale(self, digest: str, cutoff: float) -> int | None:
+        """Remove a body file that nothing referenced when compaction looked, unless a delivery has
+        touched it (`put`) since `cutoff`; returns the size removed, or None if it stays.
+
+        A delivery touches the file and then commits its reference, possibly after compaction
+        found none. So the file is first renamed out of place, atomically, and only then is its
+        time read: a touch before the rename shows (the file goes back), a `put` after it finds no
+        file and writes it anew. Works across nodes sharing `blob_dir`, on a local file system.
+        """
+        final = self.path_of(digest)
+        taken = self._tmp / f"{digest}.compacting.{os.getpid()}"
+        try:
+            os.rename(final, taken)
+        except FileNotFoundError:
+            return None
+        stat = os.stat(taken)
+        if stat.st_mtime >= cutoff:
+            with contextlib.suppress(FileExistsError):  # a `put` may have written it again meanwhile
+                os.link(taken, final)
+            os.unlink(taken)
+            return None
+        os.unlink(taken)
+        return stat.st_size
 
     def usage_bytes(self) -> int:
         total = 0
@@ -120,7 +156,8 @@ class BlobStore:
         rows = {digest: data for digest, data in items if self.is_inline(data)}
         if not rows:
             return
-        values = [{"hash": digest, "data": data} for digest, data in rows.items()]
+        # In hash order: concurrent deliveries on PostgreSQL lock shared bodies in the same order.
+        values = [{"hash": digest, "data": rows[digest]} for digest in sorted(rows)]
         tx.conn.execute(_INSERT_BODY_PG if tx.is_postgres else _INSERT_BODY_SQLITE, values)
 
     async def put(self, data: bytes) -> str:

@@ -8,11 +8,18 @@ leaves garbage for the next run, never a dangling reference:
 1. `messages` rows (parsed summaries) that no mailbox holds;
 2. inline bodies (`blob_data`) and body files that neither `messages` nor `queue` refer to.
 
-A body accepted but not yet committed has no row yet: files younger than `GRACE_SECONDS` are kept.
+A body accepted but not yet committed has no row yet, and its delivery may commit after compaction
+has looked for references. Body files: a delivery touches the file (`FileBlobs.put`) before it
+commits, and compaction removes only files not touched within `GRACE_SECONDS`, checking the time
+after it has atomically taken the file away (`FileBlobs.remove_if_stale`), so a touch between the
+reference check and the removal keeps it. Inline bodies: on SQLite write transactions never
+overlap; on PostgreSQL the delivery holds a row lock on a body it reuses, and compaction takes
+that lock before it looks for references (`_drop_inline`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -68,6 +75,17 @@ def _inline_page(tx: Tx, after: str) -> list[tuple[str, int]]:
 
 
 def _drop_inline(tx: Tx, hashes: list[str]) -> list[str]:
+    if tx.is_postgres:
+        # Lock first, then look: a delivery holding one of these bodies (blobs.insert_rows) commits
+        # before the lock is granted, and the next statement's snapshot sees its reference.
+        b = s.blob_data
+        hashes = list(
+            tx.conn.execute(
+                select(b.c.hash).where(b.c.hash.in_(hashes)).order_by(b.c.hash).with_for_update()
+            ).scalars()
+        )
+        if not hashes:
+            return []
     referenced = _referenced(tx, hashes)
     unused = [h for h in hashes if h not in referenced]
     if unused:
@@ -95,20 +113,22 @@ async def compact(db: Database, blobs: BlobStore) -> CompactionReport:
 
     files_removed = 0
     now = time.time()
+    cutoff = now - GRACE_SECONDS
     candidates = []
     for sub in sorted(blobs.files.root.iterdir()):
         if len(sub.name) != 2 or not sub.is_dir():
             continue
         for path in sub.iterdir():
-            stat = path.stat()
-            if now - stat.st_mtime > GRACE_SECONDS:
-                candidates.append((sub.name + path.name, stat.st_size))
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    candidates.append(sub.name + path.name)
     for start in range(0, len(candidates), CHUNK):
-        chunk = dict(candidates[start : start + CHUNK])
-        referenced = await db.read(_referenced, list(chunk))
-        for digest, size in chunk.items():
-            if digest not in referenced:
-                blobs.files.delete(digest)
+        chunk = candidates[start : start + CHUNK]
+        referenced = await db.read(_referenced, chunk)
+        for digest in chunk:
+            # A delivery may touch the file now and commit its reference later: remove_if_stale
+            # keeps a file touched since the cutoff.
+            if digest not in referenced and (size := blobs.files.remove_if_stale(digest, cutoff)) is not None:
                 files_removed += 1
                 freed += size
     _sweep_temp(blobs, now)
@@ -119,6 +139,14 @@ def _sweep_temp(blobs: BlobStore, now: float) -> None:
     """Temporary files of writes that a crash interrupted."""
     tmp = blobs.files.root / "tmp"
     for path in tmp.iterdir():
+        if ".compacting." in path.name:
+            # A compaction that crashed inside remove_if_stale: put the file back, to be judged
+            # again next time.
+            with contextlib.suppress(OSError):
+                os.link(path, blobs.files.path_of(path.name.split(".", 1)[0]))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            continue
         try:
             if now - path.stat().st_mtime > GRACE_SECONDS:
                 os.unlink(path)
