@@ -225,7 +225,8 @@ def test_notify_none_stops_notifications(imap):
         # RFC 5465 section 3.1: an unsupported event is NO [BADEVENT (the supported ones)]
         (
             "SET (personal (AnnotationChange MessageNew MessageExpunge))",
-            b"NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)]",
+            b"NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange"
+            b" MailboxMetadataChange ServerMetadataChange)]",
         ),
         ("SET (personal (Gossip))", b"NO [BADEVENT ("),
         # section 5: MessageNew and MessageExpunge together; FlagChange needs both
@@ -234,6 +235,7 @@ def test_notify_none_stops_notifications(imap):
         # section 6.1: one selected specifier, message events only
         ("SET (selected (MessageNew MessageExpunge)) (selected-delayed NONE)", b"BAD"),
         ("SET (selected (MailboxName))", b"BAD"),
+        ("SET (selected (MailboxMetadataChange))", b"BAD"),
         ("SET (elsewhere (MailboxName))", b"BAD"),
         ("SET", b"BAD"),
     ],
@@ -269,3 +271,23 @@ def test_a_mailbox_named_in_notify_that_does_not_exist_is_watched_once_created(i
     ok(other, "APPEND later {4+}\r\nhi\r\n")
     (line,) = unsolicited(raw)
     assert line.startswith(b"* STATUS later (") and status_values(line)["MESSAGES"] == 1
+
+
+def test_metadata_changes_are_named_in_unsolicited_metadata_responses(imap):
+    """RFC 5465 sections 5.6 and 5.7 (RFC 5464 4.4.2): another connection sets and removes
+    mailbox and server entries; the NOTIFY session gets ``METADATA name entry ...`` naming just
+    the entries that changed, and nothing for mailboxes it does not watch."""
+    raw = imap.raw(login=ALICE)
+    ok(raw, "CREATE notes")
+    ok(raw, "CREATE elsewhere")
+    other = imap.raw(login=ALICE)
+    ok(other, 'SETMETADATA notes (/private/comment "old")')
+    ok(raw, "NOTIFY SET (mailboxes notes (MailboxMetadataChange)) (personal (ServerMetadataChange))")
+    ok(other, 'SETMETADATA notes (/private/comment "new" /shared/comment "hello")')
+    assert unsolicited(raw) == [b"* METADATA notes /private/comment /shared/comment"]
+    ok(other, 'SETMETADATA notes (/shared/comment "hello")')  # unchanged: nothing
+    ok(other, 'SETMETADATA elsewhere (/private/comment "x")')  # not watched: nothing
+    ok(other, 'SETMETADATA "" (/private/vendor/tidings/colour "blue")')
+    assert unsolicited(raw) == [b'* METADATA "" /private/vendor/tidings/colour']
+    ok(other, "SETMETADATA notes (/private/comment NIL)")
+    assert unsolicited(raw) == [b"* METADATA notes /private/comment"]

@@ -18,14 +18,16 @@ What goes out, by event and mailbox:
   one of those values changed since the session last told the client;
 * MailboxName: ``LIST () "/" new`` for a created mailbox, ``LIST (\\NonExistent) "/" old`` for a
   deleted one, ``LIST () "/" new ("OLDNAME" (old))`` for a renamed one (section 5.4);
-  SubscriptionChange: ``LIST`` with ``\\Subscribed`` if and only if it is subscribed now (5.5).
+  SubscriptionChange: ``LIST`` with ``\\Subscribed`` if and only if it is subscribed now (5.5);
+* MailboxMetadataChange / ServerMetadataChange: ``METADATA name entry ...`` naming the entries
+  set or removed (``""`` for the server's), compared with what the session last saw (5.6, 5.7).
 
 Events carry only (mailbox, kind) (:class:`tidings.notify.Waiter`); what changed is re-read from
 the store -- the mailbox list is diffed against the one the session last saw, STATUS values
 against the ones last sent -- so the same code serves changes made on other nodes.  A delivery
 that would carry more than ``limits.imap_notify_burst`` responses is replaced by
 ``* OK [NOTIFICATIONOVERFLOW]`` and notifications stop, as if NOTIFY NONE had been received
-(section 5.8).  AnnotationChange and the METADATA events are not supported: NO [BADEVENT].
+(section 5.8).  AnnotationChange (no ANNOTATE here) is not supported: NO [BADEVENT].
 """
 
 from __future__ import annotations
@@ -33,14 +35,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tidings.imap import commands as c
+from tidings.imap import wire
 from tidings.imap.fetch import fetch_responses
 from tidings.imap.mailbox_cmds import status_response
 from tidings.imap.message_cmds import loader_for
 from tidings.imap.message_data import MessageContext
 from tidings.imap.states import AUTHENTICATED, Bad, No, command
+from tidings.store import NotFound
 from tidings.store.mailboxes import DELIMITER, Mailbox
 
-SUPPORTED_EVENTS = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange")
+SUPPORTED_EVENTS = (
+    "MessageNew",
+    "MessageExpunge",
+    "FlagChange",
+    "MailboxName",
+    "SubscriptionChange",
+    "MailboxMetadataChange",
+    "ServerMetadataChange",
+)
 _CANONICAL = {name.upper(): name for name in SUPPORTED_EVENTS}
 _MESSAGE_EVENTS = frozenset({"MessageNew", "MessageExpunge", "FlagChange"})
 _KNOWN_MESSAGE_EVENTS = frozenset({"MESSAGENEW", "MESSAGEEXPUNGE", "FLAGCHANGE", "ANNOTATIONCHANGE"})
@@ -79,6 +91,8 @@ class NotifySettings:
     burst: int
     mailboxes: dict[int, Mailbox] = field(default_factory=dict)  # the list as last told
     sent_status: dict[int, tuple] = field(default_factory=dict)  # mailbox id -> values last sent
+    # METADATA entries as last seen, mailbox id (None: the server's) -> {entry: value}
+    metadata: dict[int | None, dict[str, bytes]] = field(default_factory=dict)
 
     def group_for(self, box: Mailbox) -> Group | None:
         """The first non-selected group covering ``box`` (RFC 5465 section 6)."""
@@ -86,6 +100,10 @@ class NotifySettings:
             if group.matches(box.name, box.subscribed):
                 return group
         return None
+
+    @property
+    def wants_server_metadata(self) -> bool:
+        return any("ServerMetadataChange" in g.events for g in self.others)
 
     @property
     def wants_mailbox_list(self) -> bool:
@@ -143,6 +161,13 @@ async def notify(session, cmd: c.Notify) -> None:
         if group is None or not group.events & _MESSAGE_EVENTS or _is_selected(session, box.id):
             continue
         lines.append(await _status_line(session, settings, box, group, force=True))
+    # Entries as they are now, to tell later which ones changed (sections 5.6, 5.7).
+    metadata = session.store.metadata
+    if settings.wants_server_metadata:
+        settings.metadata[None] = await metadata.entries(session.account.id, None)
+    for box in settings.mailboxes.values():
+        if _wants(settings, box, "MailboxMetadataChange"):
+            settings.metadata[box.id] = await metadata.entries(session.account.id, box.id)
     if cmd.status:
         if len(lines) > settings.burst:
             raise No("Too many mailboxes to report on", code="NOTIFICATIONOVERFLOW")
@@ -170,6 +195,10 @@ async def deliver_mailbox_events(session, kinds: dict[int | None, set[str]]) -> 
         if any(what & {"mailbox", "subscription"} for what in kinds.values()):
             await _mailbox_list_events(session, settings, lines)
         for mailbox_id, what in kinds.items():
+            if "metadata" in what:
+                line = await _metadata_line(session, settings, mailbox_id)
+                if line is not None:
+                    lines.append(line)
             if "message" not in what or mailbox_id is None or _is_selected(session, mailbox_id):
                 continue
             box = settings.mailboxes.get(mailbox_id)
@@ -249,6 +278,30 @@ async def _mailbox_list_events(session, settings: NotifySettings, lines: list[by
         else:
             continue
         _check_burst(settings, lines)
+
+
+async def _metadata_line(session, settings: NotifySettings, mailbox_id: int | None) -> bytes | None:
+    """``METADATA name entry ...`` naming the entries set or removed since last seen
+    (RFC 5465 sections 5.6 and 5.7, RFC 5464 section 4.4.2), or None."""
+    if mailbox_id is None:
+        if not settings.wants_server_metadata:
+            return None
+        name = b'""'
+    else:
+        box = settings.mailboxes.get(mailbox_id)
+        if box is None or not _wants(settings, box, "MailboxMetadataChange"):
+            return None
+        name = session.encode_name(box.name)
+    try:
+        now = await session.store.metadata.entries(session.account.id, mailbox_id)
+    except NotFound:
+        return None  # deleted meanwhile: MailboxName tells
+    before = settings.metadata.get(mailbox_id, {})
+    settings.metadata[mailbox_id] = now
+    changed = sorted(entry for entry in before.keys() | now.keys() if before.get(entry) != now.get(entry))
+    if not changed:
+        return None
+    return b"METADATA " + name + b" " + b" ".join(wire.astring(entry) for entry in changed)
 
 
 def _wants(settings: NotifySettings, box: Mailbox, event: str) -> bool:

@@ -27,7 +27,8 @@ class Change:
     account_id: int
     mailbox_id: int | None
     # "message" (new/expunged/flags), "mailbox" (created/renamed/deleted), "subscription"
-    # (subscribed/unsubscribed), "queue", "account" (removed or disabled: its sessions end, see
+    # (subscribed/unsubscribed), "metadata" (entries set or removed; mailbox None: the
+    # account's server entries), "queue", "account" (removed or disabled: its sessions end, see
     # tidings.auth.logins)
     kind: str
     modseq: int = 0

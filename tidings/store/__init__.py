@@ -35,7 +35,7 @@ class Store:
         self.accounts = Accounts(db, hub, self.node_id)
         self.mailboxes = Mailboxes(db, blobs, hub, self.node_id)
         self.threads = Threads(db, self.mailboxes)
-        self.metadata = Metadata(db)
+        self.metadata = Metadata(db, hub, self.node_id)
         self.urls = UrlAccess(db, self.accounts, self.mailboxes)
         self.queue = Queue(db)
         self.delivery = Delivery(db, blobs, hub, self.node_id)

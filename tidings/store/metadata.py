@@ -21,8 +21,10 @@ from collections.abc import Sequence
 
 from sqlalchemy import and_, delete, func, insert, select, update
 
+from tidings.notify import Change, Hub
 from tidings.store import schema as s
 from tidings.store.database import Database, NotFound, StoreError, Tx
+from tidings.store.mailboxes import publish
 
 MAX_VALUE_BYTES = 64 * 1024
 MAX_ENTRIES = 1000
@@ -45,8 +47,10 @@ class MetadataTooMany(StoreError):
 class Metadata:
     """Server and mailbox metadata entries of each account; see the module docstring."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, hub: Hub, node_id: str) -> None:
         self.db = db
+        self.hub = hub
+        self.node_id = node_id
 
     async def entries(self, account_id: int, mailbox_id: int | None) -> dict[str, bytes]:
         """Every entry of the account's server (``mailbox_id`` None) or of one of its mailboxes."""
@@ -87,6 +91,8 @@ class Metadata:
                 elif tx.conn.execute(update(table).where(where).values(value=value)).rowcount == 0:
                     tx.conn.execute(insert(table).values(name=name, value=value, **target))
             _check_limits(tx, account_id)
+            # NOTIFY MailboxMetadataChange / ServerMetadataChange (RFC 5465 sections 5.6, 5.7).
+            publish(tx, self.hub, self.node_id, Change(account_id, mailbox_id, "metadata"))
 
         await self.db.write(op)
 
