@@ -237,3 +237,16 @@ def _user_exists(name: str) -> bool:
         return True
     except KeyError:
         return False
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [('allow_root = "yes"', "allow_root must be true or false"), ('user = ""', "user must name a user")],
+)
+def test_privilege_settings_are_checked_when_read(tmp_path, line, message):
+    from tidings.config import ConfigError, load_config
+
+    path = tmp_path / "tidings.toml"
+    path.write_text(line + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
