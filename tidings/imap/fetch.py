@@ -153,10 +153,7 @@ async def fetch_responses(
 
 
 def _effective_items(items: Sequence[FetchItem], *, uid: bool, modseq: bool) -> list[FetchItem]:
-    out: list[FetchItem] = []
-    for item in items:
-        if item not in out:
-            out.append(item)
+    out = list(dict.fromkeys(items))  # duplicates once, in one pass (a list may name thousands)
     if uid and _UID not in out:
         out.insert(0, _UID)
     if modseq and _MODSEQ not in out:
