@@ -290,6 +290,10 @@ def _unprivileged_server(config: Config):
     return Server(config, sockets, tls)
 
 
+# The form of every log line (docs/admin.md "Logs"); the fail2ban filter in docs/fail2ban relies on it.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -297,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             logging.basicConfig(
                 level=logging.DEBUG if args.verbose else logging.INFO,
-                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                format=LOG_FORMAT,
             )
             server = _unprivileged_server(config)
             try:

@@ -2,7 +2,8 @@
 
 Each protocol package provides `listener.start(app, name, host, port) -> asyncio.Server`; this module
 only knows which package serves which listener name. `App` is the context every session receives:
-configuration, store, TLS context, login throttle and open logins — nothing protocol-specific.
+configuration, store, TLS context, the authenticator (auth.login: login rule, throttle, SASL) and
+open logins — nothing protocol-specific.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tidings.auth.login import Authenticator
 from tidings.auth.logins import Logins
 from tidings.auth.throttle import LoginThrottle
 from tidings.config import Config
@@ -54,7 +56,8 @@ class App:
     config: Config
     store: Store
     tls: ssl.SSLContext
-    throttle: LoginThrottle
+    # Every login goes through it: the login rule, the throttle, SASL, the log line.
+    authenticator: Authenticator
     srs: SenderRewriter
     # Open logins by account: ends an account's sessions when it is removed or disabled.
     logins: Logins
@@ -106,13 +109,17 @@ class Server:
         if self.tls is None:
             self.tls = ServerTls(config)
         throttle = LoginThrottle(
-            config.auth.max_failures_per_ip, config.auth.max_failures_per_account, config.auth.failure_window
+            store.login_attempts,
+            config.auth.max_failures_per_ip,
+            config.auth.max_failures_per_account,
+            config.auth.failure_window,
         )
+        authenticator = Authenticator(store.accounts, throttle, config.default_domain)
         srs = SenderRewriter(
             load_srs_secret(config), config.srs.domain or config.default_domain, config.srs.max_age
         )
         logins = Logins(store.hub, store.accounts.session_generation)
-        self.app = App(config, store, self.tls.context, throttle, srs, logins)
+        self.app = App(config, store, self.tls.context, authenticator, srs, logins)
         for name, addresses in config.listen.items():
             if not addresses:
                 continue

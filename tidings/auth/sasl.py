@@ -1,4 +1,4 @@
-"""SASL PLAIN (RFC 4616) and LOGIN decoding, shared by SMTP, POP3 and IMAP."""
+"""SASL PLAIN (RFC 4616) and LOGIN decoding, shared by SMTP, POP3 and IMAP (through auth.login)."""
 
 from __future__ import annotations
 
@@ -34,3 +34,14 @@ def decode_plain(data: bytes) -> tuple[str, str, str]:
     if not authcid or not password:
         raise SaslError("empty user name or password")
     return authzid, authcid, password
+
+
+def decode_login_response(data: bytes) -> str:
+    """One response of the LOGIN mechanism (a user name or a password): UTF-8, not empty."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SaslError("LOGIN response is not UTF-8") from None
+    if not text:
+        raise SaslError("empty LOGIN response")
+    return text

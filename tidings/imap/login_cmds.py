@@ -1,19 +1,20 @@
-"""Getting from NOT AUTHENTICATED to AUTHENTICATED: STARTTLS, AUTHENTICATE PLAIN, LOGIN.
+"""Getting from NOT AUTHENTICATED to AUTHENTICATED: STARTTLS, AUTHENTICATE, LOGIN.
 
-RFC 9051 6.2 (and RFC 3501 6.2), SASL-IR (RFC 4959), SASL PLAIN (RFC 4616).  Passwords are only
-accepted over TLS unless ``auth.allow_plaintext`` is set (LOGINDISABLED, RFC 8314 / RFC 9051
-6.2.3).  Failed attempts count towards :class:`~tidings.auth.throttle.LoginThrottle`; once an IP
-or account is throttled, attempts are refused without checking the password.
+RFC 9051 6.2 (and RFC 3501 6.2), SASL-IR (RFC 4959).  Passwords are only accepted over TLS unless
+``auth.allow_plaintext`` is set (LOGINDISABLED, RFC 8314 / RFC 9051 6.2.3).  Which names mean which
+account, the throttle, the SASL mechanisms and the log line are :mod:`tidings.auth.login`'s: this
+module only frames the exchange (``+ base64`` continuations, ``*`` cancels) and words the replies.
 """
 
 from __future__ import annotations
 
-from tidings.auth.sasl import SaslError, b64decode_strict, decode_plain
+import base64
+
+from tidings.auth.login import LoginRefused, Reason
+from tidings.auth.sasl import SaslError, b64decode_strict
 from tidings.imap import commands as c
 from tidings.imap.states import ANSWERED, NOT_AUTHENTICATED, Bad, No, State, command
 from tidings.notify import Waiter
-
-MAX_USERNAME = 320
 
 
 @command("STARTTLS", NOT_AUTHENTICATED)
@@ -35,19 +36,25 @@ async def login(session, cmd: c.Login) -> None:
     """RFC 9051 6.2.3."""
     if session.login_disabled:
         raise No("Log in after STARTTLS", "PRIVACYREQUIRED")
-    return await _log_in(session, cmd.username, cmd.password)
+    try:
+        account = await session.app.authenticator.password(
+            "imap", session.conn.peer_ip, cmd.username, cmd.password, mechanism="LOGIN"
+        )
+    except LoginRefused as refused:
+        raise _refusal(refused) from None
+    return _logged_in(session, account)
 
 
 @command("AUTHENTICATE", NOT_AUTHENTICATED)
 async def authenticate(session, cmd: c.Authenticate) -> None:
-    """RFC 9051 6.2.2 with SASL-IR; only PLAIN is offered."""
-    if cmd.mechanism != "PLAIN":
+    """RFC 9051 6.2.2 with SASL-IR (RFC 4959); the exchange itself is auth.login's."""
+    if cmd.mechanism not in session.app.authenticator.mechanisms():
         raise No(f"Unsupported authentication mechanism {cmd.mechanism}", "CANNOT")
     if session.login_disabled:
         raise No("Authenticate after STARTTLS", "PRIVACYREQUIRED")
-    response = cmd.initial_response
-    if response is None:
-        session.write(b"+ \r\n")
+
+    async def challenge(data: bytes) -> bytes:
+        session.write(b"+ " + base64.b64encode(data) + b"\r\n")
         await session.flush()
         line = await session.read_raw_line()
         if line is None:
@@ -55,32 +62,33 @@ async def authenticate(session, cmd: c.Authenticate) -> None:
         if line.strip() == b"*":
             raise Bad("Authentication cancelled")
         try:
-            response = b64decode_strict(line)
+            return b64decode_strict(line)
         except SaslError:
             raise Bad("Invalid base64 in authentication response") from None
+
     try:
-        authzid, authcid, password = decode_plain(response)
+        account = await session.app.authenticator.sasl(
+            "imap", session.conn.peer_ip, cmd.mechanism, cmd.initial_response, challenge
+        )
     except SaslError as exc:
-        raise Bad(f"Malformed PLAIN response: {exc}") from None
-    if authzid and authzid.lower() != authcid.lower():
-        raise No("Acting as another user is not allowed", "AUTHORIZATIONFAILED")
-    return await _log_in(session, authcid, password)
+        raise Bad(f"Malformed {cmd.mechanism} response: {exc}") from None
+    except LoginRefused as refused:
+        raise _refusal(refused) from None
+    return _logged_in(session, account)
 
 
-async def _log_in(session, username: str, password: str):
-    if len(username) > MAX_USERNAME:
+def _refusal(refused: LoginRefused) -> No:
+    if refused.reason is Reason.THROTTLED:
+        return No("Too many failed logins; try again later", "UNAVAILABLE")
+    if refused.reason is Reason.AUTHZID:
+        return No("Acting as another user is not allowed", "AUTHORIZATIONFAILED")
+    return No("Invalid user name or password", "AUTHENTICATIONFAILED")
+
+
+def _logged_in(session, account):
+    login = session.app.logins.begin(account, session.account_ended)
+    if login is None:  # disabled while its password was being checked
         raise No("Invalid user name or password", "AUTHENTICATIONFAILED")
-    address = username if "@" in username else f"{username}@{session.config.default_domain}"
-    throttle = session.app.throttle
-    ip = session.conn.peer_ip
-    if throttle.is_blocked(ip, address):
-        raise No("Too many failed logins; try again later", "UNAVAILABLE")
-    account = await session.store.accounts.authenticate(address, password)
-    login = None if account is None else session.app.logins.begin(account, session.account_ended)
-    if login is None:
-        throttle.record_failure(ip, address)
-        raise No("Invalid user name or password", "AUTHENTICATIONFAILED")
-    throttle.record_success(ip, address)
     session.login = login
     session.slot.logged_in()
     session.account = account

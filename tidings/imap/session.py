@@ -210,7 +210,7 @@ class ImapSession:
             if self.login_disabled:
                 caps.append("LOGINDISABLED")
             else:
-                caps.append("AUTH=PLAIN")
+                caps.extend(f"AUTH={mechanism}" for mechanism in self.app.authenticator.mechanisms())
         else:
             caps.insert(2, "LITERAL+")
             caps.extend(_AUTHENTICATED_CAPABILITIES)

@@ -23,11 +23,13 @@ Decisions (see also the module docstrings of maildrop.py and wire.py):
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Awaitable, Callable
 from enum import Enum
 
-from tidings.auth.sasl import SaslError, b64decode_strict, decode_plain
+from tidings.auth.login import LoginRefused, Reason
+from tidings.auth.sasl import SaslError, b64decode_strict
 from tidings.net.listener import Slot
 from tidings.notify import Waiter
 from tidings.pop3 import parser as p
@@ -40,7 +42,6 @@ from tidings.store import StoreError
 log = logging.getLogger(__name__)
 
 IMPLEMENTATION = "Tidings"
-SASL_MECHANISMS = ("PLAIN",)
 TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
@@ -176,18 +177,22 @@ class Session:
         if not self.login_allowed:
             raise Refused("log in after STLS: plaintext authentication is disabled", "AUTH")
 
-    async def log_in(self, user: str, password: str) -> None:
-        """Check credentials, lock and snapshot the maildrop, enter TRANSACTION (RFC 1939 section 4)."""
-        throttle = self.app.throttle
-        if throttle.is_blocked(self.peer, user):
-            # Refused without looking at the password, so guessing costs the attacker time, not us CPU.
-            raise Refused("too many failed logins, try again later", "AUTH")
-        account = await self.store.accounts.authenticate(user, password)
-        login = None if account is None else self.app.logins.begin(account, self.account_ended)
-        if login is None:
-            throttle.record_failure(self.peer, user)
+    async def log_in(self, attempt: Awaitable) -> None:
+        """Await `attempt` (an `Authenticator` call), lock and snapshot the maildrop, enter
+        TRANSACTION (RFC 1939 section 4)."""
+        try:
+            account = await attempt
+        except LoginRefused as refused:
+            if refused.reason is Reason.THROTTLED:
+                # Refused without looking at the password, so guessing costs the attacker time, not us CPU.
+                raise Refused("too many failed logins, try again later", "AUTH") from None
+            if refused.reason is Reason.AUTHZID:
+                # We have no proxy-authorization: acting as someone else is refused outright.
+                raise Refused("authorization identity must be empty or the user name", "AUTH") from None
+            raise Refused("invalid user name or password", "AUTH") from None
+        login = self.app.logins.begin(account, self.account_ended)
+        if login is None:  # disabled while its password was being checked
             raise Refused("invalid user name or password", "AUTH")
-        throttle.record_success(self.peer, user)
         self.login = login
         self.slot.logged_in()
         database = self.config.database_url
@@ -222,7 +227,7 @@ async def capa(session: Session, cmd: p.Capa) -> None:
             lines.append("STLS")
         if session.login_allowed:
             lines.append("USER")
-            lines.append("SASL " + " ".join(SASL_MECHANISMS))
+            lines.append("SASL " + " ".join(session.app.authenticator.mechanisms()))
     lines.append(f"IMPLEMENTATION {IMPLEMENTATION}")
     session.reply(True, "capability list follows")
     session.stream.write(multiline_lines(lines))
@@ -263,7 +268,8 @@ async def pass_(session: Session, cmd: p.Pass) -> None:
     session._require_login_allowed()
     if name is None:
         raise Refused("USER first")
-    await session.log_in(name, cmd.password)
+    attempt = session.app.authenticator.password("pop3", session.peer, name, cmd.password, mechanism="USER")
+    await session.log_in(attempt)
 
 
 @command(p.Auth, AUTHORIZATION)
@@ -274,33 +280,42 @@ async def auth(session: Session, cmd: p.Auth) -> None:
         if not session.login_allowed:
             raise Refused("log in after STLS: plaintext authentication is disabled", "AUTH")
         session.reply(True, "supported mechanisms follow")
-        session.stream.write(multiline_lines(list(SASL_MECHANISMS)))
+        session.stream.write(multiline_lines(session.app.authenticator.mechanisms()))
         return
     session._require_login_allowed()
-    if cmd.mechanism not in SASL_MECHANISMS:
+    if cmd.mechanism not in session.app.authenticator.mechanisms():
         raise Refused(f"unsupported SASL mechanism {cmd.mechanism}")
-    response = cmd.initial_response
-    if response is None:
-        session.stream.write(b"+ \r\n")  # empty challenge: PLAIN is client-first
+    initial = None
+    if cmd.initial_response is not None:
+        initial = _sasl_decode(cmd.initial_response, cmd.mechanism)
+
+    async def challenge(data: bytes) -> bytes:
+        session.stream.write(b"+ " + base64.b64encode(data) + b"\r\n")
         await session.stream.flush()
         try:
             line = await session.stream.read_line(session.read_timeout)
         except LineTooLong as too_long:
             raise Refused("SASL response too long", close=too_long.fatal) from None
         if line is None:
-            session.state = State.CLOSED
-            return
+            raise ConnectionResetError("connection closed during SASL")
         response = p.parse_sasl_response(line)
         if response is None:
             raise Refused("authentication cancelled")
+        return _sasl_decode(response, cmd.mechanism)
+
     try:
-        authzid, authcid, password = decode_plain(b64decode_strict(response))
+        authenticator = session.app.authenticator
+        await session.log_in(authenticator.sasl("pop3", session.peer, cmd.mechanism, initial, challenge))
     except SaslError as error:
-        raise Refused(f"bad PLAIN response: {error}") from None
-    if authzid and authzid.lower() != authcid.lower():
-        # We have no proxy-authorization: acting as someone else is refused outright.
-        raise Refused("authorization identity must be empty or the user name", "AUTH")
-    await session.log_in(authcid, password)
+        raise Refused(f"bad {cmd.mechanism} response: {error}") from None
+
+
+def _sasl_decode(response: str, mechanism: str) -> bytes:
+    """RFC 5034 section 4: base64, "=" for an empty initial response."""
+    try:
+        return b64decode_strict(response)
+    except SaslError as error:
+        raise Refused(f"bad {mechanism} response: {error}") from None
 
 
 # -- both states ----------------------------------------------------------------------------------

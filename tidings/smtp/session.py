@@ -25,6 +25,7 @@ after `store.delivery.accept` returned, i.e. after the message is on disk and co
 
 from __future__ import annotations
 
+import base64
 import logging
 import ssl
 import time
@@ -33,7 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 
-from tidings.auth.sasl import SaslError, b64decode_strict, decode_plain
+from tidings.auth.login import LoginRefused, Reason
+from tidings.auth.sasl import SaslError, b64decode_strict
 from tidings.mail.address import BadAddress, parse_address
 from tidings.mail.authorship import header_problem
 from tidings.mail.headers import HeaderBlock, parse_header_block
@@ -80,7 +82,6 @@ MAX_BAD_COMMANDS = 20
 MAX_SKIPPED_LINE = 1024 * 1024  # an over-long AUTH response line is dropped up to this, then we close
 # RFC 4865: the longest we hold a message for FUTURERELEASE / X-Tidings-Send-At.
 MAX_HOLD_SECONDS = 30 * 86400
-SASL_MECHANISMS = ("PLAIN", "LOGIN")
 
 
 class State(Enum):
@@ -302,7 +303,7 @@ class Session:
         if not self.conn.tls_active:
             keywords.append("STARTTLS")  # RFC 3207
         if self.auth_available() and not self.authenticated:
-            keywords.append("AUTH " + " ".join(SASL_MECHANISMS))  # RFC 4954
+            keywords.append("AUTH " + " ".join(self.app.authenticator.mechanisms()))  # RFC 4954
         if self.mode.submission:
             keywords.append("BURL imap")  # RFC 4468: URLAUTH-authorised IMAP URLs of this server
             until = datetime.fromtimestamp(time.time() + MAX_HOLD_SECONDS, UTC)
@@ -347,48 +348,36 @@ class Session:
 
     @command(Auth, states=frozenset({State.READY}))
     async def auth(self, cmd: Auth) -> None:
-        """AUTH PLAIN / LOGIN, RFC 4954 section 4 (PLAIN: RFC 4616). Throttled per IP and account."""
+        """AUTH, RFC 4954 section 4; the mechanisms, the throttle and the login rule are auth.login's."""
         if self.authenticated:
             raise Refused(503, "5.5.1", "Already authenticated", bad=True)
         if not self.auth_available():
             raise Refused(538, "5.7.11", "Encryption required for requested authentication mechanism")
-        if cmd.mechanism not in SASL_MECHANISMS:
+        authenticator = self.app.authenticator
+        if cmd.mechanism not in authenticator.mechanisms():
             raise Refused(504, "5.5.4", f"Unrecognized authentication mechanism {cmd.mechanism}")
-        throttle = self.app.throttle
-        ip = self.conn.peer_ip
-        if throttle.is_blocked(ip, ""):
-            raise Refused(454, "4.7.0", "Too many failed logins, try again later")
         try:
-            if cmd.mechanism == "PLAIN":
-                response = b64decode_strict(cmd.initial) if cmd.initial else await self.challenge("")
-                authzid, user, password = decode_plain(response)
-            else:
-                user_bytes = (
-                    b64decode_strict(cmd.initial) if cmd.initial else await self.challenge("VXNlcm5hbWU6")
-                )
-                password_bytes = await self.challenge("UGFzc3dvcmQ6")
-                authzid, user, password = "", user_bytes.decode("utf-8"), password_bytes.decode("utf-8")
-        except (SaslError, UnicodeDecodeError) as exc:
+            initial = None if cmd.initial is None else b64decode_strict(cmd.initial)
+            ip = self.conn.peer_ip
+            account = await authenticator.sasl("smtp", ip, cmd.mechanism, initial, self.challenge)
+        except SaslError as exc:
             raise Refused(501, "5.5.2", f"Malformed authentication data: {exc}", bad=True) from None
-        if throttle.is_blocked(ip, user):
-            raise Refused(454, "4.7.0", "Too many failed logins, try again later")
-        account = await self.app.store.accounts.authenticate(user, password)
-        if account is not None and authzid and authzid.lower() != account.address:
-            account = None
-        login = None if account is None else self.app.logins.begin(account, self.account_ended)
-        if login is None:
-            throttle.record_failure(ip, user)
+        except LoginRefused as refused:
+            if refused.reason is Reason.THROTTLED:
+                raise Refused(454, "4.7.0", "Too many failed logins, try again later") from None
+            raise Refused(535, "5.7.8", "Authentication credentials invalid") from None
+        login = self.app.logins.begin(account, self.account_ended)
+        if login is None:  # disabled while its password was being checked
             raise Refused(535, "5.7.8", "Authentication credentials invalid")
-        throttle.record_success(ip, user)
         self.conn.slot.logged_in()
         self.login = login
         self.account = account
         self.allowed_senders = await self.app.store.accounts.senders_allowed(account)
         self.send(235, "2.7.0", "Authentication successful")
 
-    async def challenge(self, prompt: str) -> bytes:
-        """One SASL round trip: `334 prompt`, then the client's base64 line ("*" cancels)."""
-        self.conn.send(f"334 {prompt}\r\n".encode())
+    async def challenge(self, data: bytes) -> bytes:
+        """One SASL round trip: `334 base64`, then the client's base64 line ("*" cancels)."""
+        self.conn.send(b"334 " + base64.b64encode(data) + b"\r\n")
         try:
             line = await self.conn.read_line()
         except LineTooLong:

@@ -1,8 +1,8 @@
 """The store: the one place that knows about SQL and blob files.
 
-Protocols use `Store` and the typed results of its parts (`accounts`, `mailboxes`, `threads`,
-`metadata`, `urls`, `queue`, `delivery`); none of them builds a query or opens a blob file. `Store.open`
-runs pending Alembic migrations, so a new data directory or an upgraded one is ready before any
+Protocols use `Store` and the typed results of its parts (`accounts`, `login_attempts`, `mailboxes`,
+`threads`, `metadata`, `urls`, `queue`, `delivery`); none of them builds a query or opens a blob file.
+`Store.open` runs pending Alembic migrations, so a new data directory or an upgraded one is ready before any
 listener starts.
 """
 
@@ -17,6 +17,7 @@ from tidings.store.accounts import Accounts
 from tidings.store.blobs import BlobStore
 from tidings.store.database import AliasLoop, AlreadyExists, Database, NotFound, OverQuota, StoreError
 from tidings.store.delivery import AcceptResult, Delivery, Envelope
+from tidings.store.login_attempts import LoginAttempts
 from tidings.store.mailboxes import Mailboxes
 from tidings.store.metadata import Metadata
 from tidings.store.migrate import migrate
@@ -33,6 +34,7 @@ class Store:
         self.hub = hub
         self.node_id = config.node_id
         self.accounts = Accounts(db, hub, self.node_id)
+        self.login_attempts = LoginAttempts(db)
         self.mailboxes = Mailboxes(db, blobs, hub, self.node_id)
         self.threads = Threads(db, self.mailboxes)
         self.metadata = Metadata(db, hub, self.node_id)

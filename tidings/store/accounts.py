@@ -22,6 +22,7 @@ from tidings.auth.passwords import (
     hash_password,
     verify_password,
 )
+from tidings.auth.scram import ScramKeys, derive_keys
 from tidings.mail.address import BadAddress, normalise_domain, parse_address, without_plus_tag
 from tidings.notify import Change, Hub
 from tidings.store import schema as s
@@ -59,6 +60,15 @@ class Account:
     @property
     def domain(self) -> str:
         return self.address.rpartition("@")[2]
+
+
+def _scram_columns(keys: ScramKeys | None) -> dict:
+    return {
+        "scram_sha256_salt": keys.salt if keys else None,
+        "scram_sha256_iterations": keys.iterations if keys else None,
+        "scram_sha256_stored_key": keys.stored_key if keys else None,
+        "scram_sha256_server_key": keys.server_key if keys else None,
+    }
 
 
 def _account(row) -> Account:
@@ -181,6 +191,7 @@ class Accounts:
         if quota_bytes is not None and quota_bytes < 0:
             raise StoreError("quota must not be negative")
         password_hash = hash_password(password)
+        scram = _scram_columns(derive_keys(password))
         from tidings.store.mailboxes import create_mailbox_rows
 
         def op(tx: Tx) -> Account:
@@ -201,6 +212,7 @@ class Accounts:
                     created_at=time.time(),
                     disabled=False,
                     last_uidvalidity=0,
+                    **scram,
                 )
             )
             account_id = result.inserted_primary_key[0]
@@ -214,12 +226,13 @@ class Accounts:
         addr = parse_address(address)
         check_strength(password)
         password_hash = hash_password(password)
+        scram = _scram_columns(derive_keys(password))
 
         def op(tx: Tx) -> None:
             result = tx.conn.execute(
                 update(s.accounts)
                 .where(s.accounts.c.address == str(addr))
-                .values(password_hash=password_hash)
+                .values(password_hash=password_hash, **scram)
             )
             if result.rowcount == 0:
                 raise NotFound(f"unknown user {addr}")
@@ -329,13 +342,55 @@ class Accounts:
         # against a dummy hash so the reply takes as long as for a wrong password.
         stored = row.password_hash if usable else DUMMY_HASH
         if usable and self.verified.check(stored, password):
-            return _account(row)
-        loop = asyncio.get_running_loop()
-        ok = await loop.run_in_executor(None, verify_password, stored, password)
-        if ok and usable:
-            self.verified.remember(stored, password)
-            return _account(row)
-        return None
+            ok = True
+        else:
+            loop = asyncio.get_running_loop()
+            ok = await loop.run_in_executor(None, verify_password, stored, password)
+            if ok and usable:
+                self.verified.remember(stored, password)
+        if not (ok and usable):
+            return None
+        if row.scram_sha256_stored_key is None:
+            await self._add_scram_keys(row.id, stored, password)
+        return _account(row)
+
+    async def _add_scram_keys(self, account_id: int, password_hash: str, password: str) -> None:
+        """An account older than SCRAM gets its keys at its first password login (auth/scram.py)."""
+        keys = await asyncio.get_running_loop().run_in_executor(None, derive_keys, password)
+        if keys is None:
+            return
+
+        def op(tx: Tx) -> None:
+            # Only if the password is still the one just checked and nobody added keys meanwhile.
+            tx.conn.execute(
+                update(s.accounts)
+                .where(
+                    s.accounts.c.id == account_id,
+                    s.accounts.c.password_hash == password_hash,
+                    s.accounts.c.scram_sha256_stored_key.is_(None),
+                )
+                .values(**_scram_columns(keys))
+            )
+
+        await self.db.write(op)
+
+    async def scram_keys(self, address: str) -> tuple[Account, ScramKeys] | None:
+        """The enabled account at canonical `address` and its SCRAM-SHA-256 keys; None when there is
+        no such account, it is disabled, or it has no keys yet."""
+
+        def op(tx: Tx):
+            return tx.conn.execute(select(s.accounts).where(s.accounts.c.address == address)).first()
+
+        row = await self.db.read(op)
+        if row is None or row.disabled or row.scram_sha256_stored_key is None:
+            return None
+        keys = ScramKeys(
+            row.scram_sha256_salt,
+            row.scram_sha256_iterations,
+            row.scram_sha256_stored_key,
+            row.scram_sha256_server_key,
+        )
+        return _account(row), keys
 
     # -- aliases -------------------------------------------------------------------------------
 

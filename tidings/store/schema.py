@@ -66,7 +66,28 @@ accounts = Table(
     # Goes up when the account is disabled: a session that logged in under an older value must end
     # (see tidings/auth/logins.py), even if the account is enabled again before it notices.
     Column("session_generation", BigInteger, nullable=False, default=0),
+    # SCRAM-SHA-256 (RFC 5802/7677) verifiers, derived whenever the password is set and, for
+    # accounts older than them, at the next password login; NULL until then. Used by SASL
+    # SCRAM-SHA-256(-PLUS) on every protocol; the chat server may use the same keys.
+    Column("scram_sha256_salt", LargeBinary),
+    Column("scram_sha256_iterations", Integer),
+    Column("scram_sha256_stored_key", LargeBinary),
+    Column("scram_sha256_server_key", LargeBinary),
     sqlite_autoincrement=True,
+)
+
+# Login throttling (auth/throttle.py, store/login_attempts.py): per (kind, key) -- kind "ip" with
+# the client key, or "account" with the canonical account -- the failures since `window_start` and
+# the attempts whose password is being checked right now. Shared by every node on one database.
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("key", String(320), primary_key=True),
+    Column("window_start", Float, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("pending", Integer, nullable=False),
+    Column("pending_at", Float, nullable=False),
 )
 
 # "This account was removed or disabled": running servers (other processes, other nodes) read new
