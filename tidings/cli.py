@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", parents=[common], help="run the server")
     serve.add_argument("-v", "--verbose", action="store_true")
+    serve.add_argument(
+        "--allow-root",
+        action="store_true",
+        help="started as root, keep running as root (as allow_root = true; for a quick try only)",
+    )
 
     domain = sub.add_parser("domain", parents=[common], help="manage domains").add_subparsers(
         dest="action", required=True
@@ -299,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, args.data)
         if args.command == "serve":
+            if args.allow_root:
+                config.allow_root = True
             logging.basicConfig(
                 level=logging.DEBUG if args.verbose else logging.INFO,
                 format=LOG_FORMAT,

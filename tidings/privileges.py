@@ -182,7 +182,7 @@ def check_reachable(config: Config, run_as: RunAs) -> None:
             raise PrivilegeError(
                 f"the user {run_as.name} cannot write {directory} (a directory above it is closed "
                 'to other users?): put the data where it can, e.g. data_dir = "/var/lib/tidings", '
-                "or set allow_root = true"
+                "or set allow_root = true (or `tidings serve --allow-root`)"
             )
     for module in (os, tidings, sqlalchemy):  # the standard library, the program, its libraries
         directory = Path(module.__file__).parent
@@ -190,5 +190,5 @@ def check_reachable(config: Config, run_as: RunAs) -> None:
             raise PrivilegeError(
                 f"the user {run_as.name} cannot read the program in {directory} (a directory above "
                 "it is closed to other users, e.g. /root?): install Tidings where it can, e.g. "
-                "/opt/tidings, or set allow_root = true"
+                "/opt/tidings, or set allow_root = true (or `tidings serve --allow-root`)"
             )

@@ -135,9 +135,15 @@ def test_root_start_binds_then_runs_every_thread_as_the_configured_user(place):
     assert f"running as {TEST_USER}" in log
 
 
-def test_allow_root_keeps_root(place):
+@pytest.mark.parametrize("told", ["config", "command line"])
+def test_allow_root_keeps_root(place, told):
     python, env = python_for(ensure_test_user().pw_name)
-    server = serve(python, env, ["--config", str(place.config(allow_root=True))], place.base)
+    if told == "config":
+        server = serve(python, env, ["--config", str(place.config(allow_root=True))], place.base)
+    else:
+        server = serve(
+            python, env, ["--config", str(place.config())], place.base, serve_args=("--allow-root",)
+        )
     try:
         wait_serving(server, list(place.ports.values()))
         assert all(uids == [0] * 4 for uids, _ in ids_of(server.pid))

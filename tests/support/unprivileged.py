@@ -83,10 +83,13 @@ def open_directory() -> Path:
     return path
 
 
-def serve(python: str, env: dict, args: list[str], cwd: Path, **as_user) -> subprocess.Popen:
-    """`tidings ARGS… serve` (as root unless `user=`/`group=` are given, as for subprocess.Popen)."""
+def serve(
+    python: str, env: dict, args: list[str], cwd: Path, serve_args: tuple[str, ...] = (), **as_user
+) -> subprocess.Popen:
+    """`tidings ARGS… serve SERVE_ARGS…` (as root unless `user=`/`group=` are given, as for
+    subprocess.Popen)."""
     return subprocess.Popen(
-        [python, "-m", "tidings.cli", *args, "serve"],
+        [python, "-m", "tidings.cli", *args, "serve", *serve_args],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,
