@@ -291,3 +291,15 @@ def test_metadata_changes_are_named_in_unsolicited_metadata_responses(imap):
     assert unsolicited(raw) == [b'* METADATA "" /private/vendor/tidings/colour']
     ok(other, "SETMETADATA notes (/private/comment NIL)")
     assert unsolicited(raw) == [b"* METADATA notes /private/comment"]
+
+
+def test_deleting_the_selected_mailbox_ends_a_notify_session_without_a_command(imap):
+    raw = imap.raw(login=ALICE)
+    ok(raw, "CREATE doomed")
+    ok(raw, "SELECT doomed")
+    ok(raw, "NOTIFY SET (selected (MessageNew MessageExpunge)) (personal (MailboxName))")
+    other = imap.raw(login=ALICE)
+    ok(other, "DELETE doomed")
+    lines = unsolicited(raw, 2)
+    assert lines[0] == b'* LIST (\\NonExistent) "/" doomed' and lines[1].startswith(b"* BYE")
+    assert raw.closed_by_server()

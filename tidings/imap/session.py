@@ -372,6 +372,8 @@ class ImapSession:
                     raise ConnectionDone()
                 await self.push_notifications()
                 await self.flush()
+                if self.state is State.LOGOUT:  # the selected mailbox was deleted: BYE sent
+                    raise ConnectionDone()
         finally:
             if wake is not None and not wake.done():
                 wake.cancel()
