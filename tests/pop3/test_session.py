@@ -466,7 +466,9 @@ def test_pipelined_top_flood_by_a_client_that_never_reads_is_bounded(make_server
         answered_in = time.monotonic() - started
         grown = memory_kib() - before
     assert grown < 64 * 1024, f"server grew by {grown} KiB"
-    assert answered_in < 1.0 and lag.max < 0.1, (answered_in, lag.max)
+    # Before the fix the flood stalled every client for 1.4 s; 20-60 ms on a quiet machine now, and
+    # a busy shared 2-core machine adds pauses of its own up to ~0.2 s.
+    assert answered_in < 1.0 and lag.max < 0.3, (answered_in, lag.max)
     # The flooder still gets complete, correct replies once it reads.
     flooder.sock.settimeout(10)
     assert flooder.line() == b"+OK top of message follows\r\n"
