@@ -23,7 +23,7 @@ def test_select_reports_mailbox_state(imap):
     raw = imap.raw(login=ALICE)
     lines = raw.command("SELECT INBOX")
     text = b"\r\n".join(lines)
-    assert b"* 3 EXISTS" in lines and b"* 0 RECENT" in lines
+    assert b"* 3 EXISTS" in lines and b"* 3 RECENT" in lines  # the first SELECT claims them
     assert b"* OK [UNSEEN 1]" in text and b"[UIDNEXT 4]" in text and b"[UIDVALIDITY " in text
     assert b"[PERMANENTFLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen \\*)]" in text
     assert b"[HIGHESTMODSEQ " in text and b"[MAILBOXID (M" in text
@@ -59,9 +59,9 @@ def test_fetch_body_sets_seen_and_peek_does_not(imap):
     client.select("INBOX")
     _, data = client.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     assert b"Subject: alpha" in data[0][1]
-    assert client.fetch("1", "FLAGS")[1] == [b"1 (FLAGS ())"]
+    assert client.fetch("1", "FLAGS")[1] == [b"1 (FLAGS (\\Recent))"]
     _, data = client.fetch("2", "(BODY[TEXT])")
-    assert data[0][1] == b"Hello.\r\n" and b"FLAGS (\\Seen)" in data[0][0] + data[1]
+    assert data[0][1] == b"Hello.\r\n" and b"FLAGS (\\Seen \\Recent)" in data[0][0] + data[1]
     assert "\\Seen" in imap.mailbox_refs()[1][1].flags
 
 
@@ -77,11 +77,16 @@ def test_store_add_remove_replace_and_silent(imap):
     raw = imap.raw(login=ALICE)
     raw.command("SELECT INBOX")
     assert raw.command("STORE 1:2 +FLAGS (\\Flagged)")[:2] == [
-        b"* 1 FETCH (UID 1 FLAGS (\\Flagged))",
-        b"* 2 FETCH (UID 2 FLAGS (\\Flagged))",
+        b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))",
+        b"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))",
     ]
-    assert raw.command("STORE 1 -FLAGS (\\Flagged)")[0] == b"* 1 FETCH (UID 1 FLAGS ())"
-    assert raw.command("UID STORE 3 FLAGS.SILENT (\\Seen $Work)") == [b"T5 OK UID STORE completed"]
+    assert raw.command("STORE 1 -FLAGS (\\Flagged)")[0] == b"* 1 FETCH (UID 1 FLAGS (\\Recent))"
+    # Silent, but $Work is new to the mailbox: its FLAGS and PERMANENTFLAGS are sent again.
+    assert raw.command("UID STORE 3 FLAGS.SILENT (\\Seen $Work)") == [
+        b"* FLAGS ($Work \\Answered \\Deleted \\Draft \\Flagged \\Seen)",
+        b"* OK [PERMANENTFLAGS (\\Answered \\Deleted \\Draft \\Flagged \\Seen $Work \\*)] Flags permitted",
+        b"T5 OK UID STORE completed",
+    ]
     flags = [ref.flags for ref in imap.mailbox_refs()[1]]
     assert flags == [frozenset(), frozenset({"\\Flagged"}), frozenset({"\\Seen", "$Work"})]
 
@@ -91,7 +96,7 @@ def test_store_unchangedsince_reports_modified(imap):
     lines = raw.command("SELECT INBOX (CONDSTORE)")
     modseq = int(re.search(rb"HIGHESTMODSEQ (\d+)", b" ".join(lines)).group(1))
     first = raw.command(f"STORE 1 (UNCHANGEDSINCE {modseq}) +FLAGS (\\Seen)")
-    assert re.match(rb"\* 1 FETCH \(UID 1 FLAGS \(\\Seen\) MODSEQ \((\d+)\)\)", first[0])
+    assert re.match(rb"\* 1 FETCH \(UID 1 FLAGS \(\\Recent \\Seen\) MODSEQ \((\d+)\)\)", first[0])
     second = raw.command(f"STORE 1,2 (UNCHANGEDSINCE {modseq}) +FLAGS (\\Answered)")
     assert second[-1].startswith(b"T4 OK [MODIFIED 1]")
     assert imap.mailbox_refs()[1][0].flags == frozenset({"\\Seen"})
@@ -177,7 +182,7 @@ def test_fetch_changedsince_vanished(imap):
     raw.command("UID STORE 3 +FLAGS.SILENT (\\Flagged)")
     lines = raw.command(f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)")
     assert lines[0] == b"* VANISHED (EARLIER) 2"
-    assert re.match(rb"\* 2 FETCH \(UID 3 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)", lines[1])
+    assert re.match(rb"\* 2 FETCH \(UID 3 FLAGS \(\\Flagged \\Recent\) MODSEQ \(\d+\)\)", lines[1])
     assert len(lines) == 3
 
 
@@ -190,7 +195,7 @@ def test_imapclient_message_workflow(imap):
         assert info[b"EXISTS"] == 3
         assert client.search(["SUBJECT", "bravo"]) == [2]
         client.add_flags([1], [b"\\Answered"])
-        assert client.get_flags([1])[1] == (b"\\Answered",)
+        assert client.get_flags([1])[1] == (b"\\Answered", b"\\Recent")
         client.move([3], "Trash")
         assert client.folder_status("Trash", ["MESSAGES"])[b"MESSAGES"] == 1
         fetched = client.fetch([1, 2], ["ENVELOPE", "RFC822.SIZE"])

@@ -25,7 +25,8 @@ def observed(mail) -> dict:
     client.enable("CONDSTORE")
     out = {}
     for _, _, name in client.list_folders():
-        selected = client.select_folder(name)
+        # EXAMINE: looking must not take \Recent away (it too survives the restart).
+        selected = client.select_folder(name, readonly=True)
         uids = client.search("ALL") if selected[b"EXISTS"] else []
         messages = client.fetch(uids, ["FLAGS", "MODSEQ", "BODY.PEEK[]", "INTERNALDATE"]) if uids else {}
         out[name] = {

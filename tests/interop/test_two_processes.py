@@ -100,6 +100,7 @@ def test_idle_in_one_process_sees_mail_delivered_by_the_other(two_nodes):
     latency = time.monotonic() - accepted
     assert line == b"* 1 EXISTS\r\n"
     assert latency < 1.0
+    assert client.readline() == b"* 1 RECENT\r\n"  # RFC 3501 7.3.2: sent as the mailbox grows
     client.send(b"DONE\r\n")
     assert client.readline().startswith(tag.encode() + b" OK")
     client.logout()
@@ -156,3 +157,39 @@ def test_notify_in_one_process_hears_of_mailboxes_changed_through_the_other(two_
     assert line.startswith(b"* STATUS Across (MESSAGES 1 UIDNEXT 2 ")
     changer.logout()
     watcher.logout()
+
+
+def recent_uids(client: imaplib.IMAP4) -> set[int]:
+    typ, data = client.fetch("1:*", "(UID FLAGS)")
+    assert typ == "OK"
+    return {int(item.split(b"UID ")[1].split()[0]) for item in data if item and b"\\Recent" in item}
+
+
+def test_each_new_message_is_recent_in_exactly_one_session_of_either_process(two_nodes):
+    """RFC 3501 2.3.2: the recent cut lives in the database, so sessions of two processes claim
+    disjoint sets that together hold every new message."""
+    first, second = two_nodes
+    with smtplib.SMTP("127.0.0.1", first["smtp"]) as smtp:
+        for i in range(5):
+            smtp.sendmail("bob@remote.test", [USER], f"Subject: r{i}\r\n\r\nhi\r\n".encode())
+    clients = [login(node["imap"]) for node in (first, second) for _ in range(3)]
+    claimed: list[set[int]] = [set() for _ in clients]
+    barrier = threading.Barrier(len(clients))
+
+    def select(index: int) -> None:
+        barrier.wait()
+        typ, _ = clients[index].select("INBOX")
+        assert typ == "OK"
+        claimed[index] = recent_uids(clients[index])
+
+    threads = [threading.Thread(target=select, args=(i,)) for i in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(len(uids) for uids in claimed) == 5
+    assert set().union(*claimed) == {1, 2, 3, 4, 5}
+    status = login(second["imap"]).status("INBOX", "(RECENT)")[1][0]
+    assert b"RECENT 0" in status
+    for client in clients:
+        client.logout()

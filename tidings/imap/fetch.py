@@ -281,7 +281,10 @@ def _attribute_value(
     if name == "UID":
         return b"%d" % ref.uid
     if name == "FLAGS":
-        return b"(" + format_flags(ref.flags).encode("utf-8") + b")"
+        text = format_flags(ref.flags)
+        if context.recent:
+            text = f"{text} \\Recent" if text else "\\Recent"
+        return b"(" + text.encode("utf-8") + b")"
     if name == "INTERNALDATE":
         return quote(format_internaldate(_moment(ref.internal_date)))
     if name == "RFC822.SIZE":

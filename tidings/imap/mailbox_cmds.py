@@ -148,7 +148,7 @@ async def status_response(session, box: Mailbox, items: tuple[str, ...]) -> byte
     status = await session.store.mailboxes.status(session.account.id, box.id)
     values = {
         "MESSAGES": status.messages,
-        "RECENT": 0,  # \Recent is not kept (RFC 9051 removed it)
+        "RECENT": status.recent,  # above the recent cut: what the next SELECT will claim
         "UIDNEXT": status.uidnext,
         "UIDVALIDITY": status.uidvalidity,
         "UNSEEN": status.unseen,

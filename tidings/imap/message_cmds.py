@@ -54,7 +54,7 @@ async def thread_ids_for(session, contexts, wanted: bool) -> dict[int, int] | No
 async def search_selected(session, criteria: c.And, loader) -> list[MessageContext]:
     """The selected mailbox's messages matching ``criteria`` (SEARCH, SORT and THREAD)."""
     selected = session.selected
-    contexts = contexts_for(selected.refs)
+    contexts = contexts_for(selected.refs, recent=selected.recent)
     thread_ids = await thread_ids_for(session, contexts, uses_threadid(criteria))
     return await evaluate_search(
         criteria, contexts, loader, saved_uids=selected.saved_uids, thread_ids=thread_ids, pace=session.pace
@@ -84,7 +84,7 @@ async def fetch(session, cmd: c.Fetch) -> None:
         if gone:
             session.untagged(b"VANISHED (EARLIER) " + format_uid_set(gone).encode())
         await session.pace()
-    contexts = [MessageContext(seq, ref) for seq, ref in pairs]
+    contexts = [MessageContext(seq, ref, ref.uid in selected.recent) for seq, ref in pairs]
     if cmd.partial is not None:
         # RFC 9394 section 3.2: the window is taken over the messages the set names that would
         # be answered (CHANGEDSINCE applied first), in UID order.
@@ -101,7 +101,7 @@ async def fetch(session, cmd: c.Fetch) -> None:
         for ref in changed:
             selected.replace(ref)
         flags_changed = set(fresh)
-        contexts = [MessageContext(ctx.seq, fresh.get(ctx.uid, ctx.ref)) for ctx in contexts]
+        contexts = [MessageContext(ctx.seq, fresh.get(ctx.uid, ctx.ref), ctx.recent) for ctx in contexts]
     responses = fetch_responses(
         cmd.items,
         contexts,
@@ -140,7 +140,7 @@ async def store(session, cmd: c.Store):
     fresh = {ref.uid: ref for ref in changed}
     refused_set = set(refused)
     condstore = session.condstore
-    out = bytearray()
+    lines = bytearray()
     for seq, ref in pairs:
         if ref.uid in refused_set or selected.is_expunged(ref.uid):
             continue
@@ -149,11 +149,13 @@ async def store(session, cmd: c.Store):
             selected.replace(new)
             ref = new
         if not cmd.silent:
-            out += selected.fetch_flags_line(seq, ref, condstore)
+            lines += selected.fetch_flags_line(seq, ref, condstore)
         elif new is not None and condstore:
             # RFC 7162 3.1.3: even .SILENT reports the new MODSEQ of what changed.
-            out += selected.fetch_flags_line(seq, ref, condstore, include_flags=False)
-    session.write(bytes(out))
+            lines += selected.fetch_flags_line(seq, ref, condstore, include_flags=False)
+    out = bytearray()
+    selected.take_flags_update(out)  # a new keyword is announced before the FETCH showing it
+    session.write(bytes(out + lines))
     if refused:
         numbers = refused if cmd.uid else [seq for seq, ref in pairs if ref.uid in refused_set]
         return f"MODIFIED {format_uid_set(numbers)}", "Some messages were modified since"
@@ -289,7 +291,7 @@ async def refresh_search_contexts(session) -> None:
     if selected is None or not selected.contexts or not selected.touched:
         return
     touched, selected.touched = selected.touched, set()
-    everything = contexts_for(selected.refs)
+    everything = contexts_for(selected.refs, recent=selected.recent)
     candidates = [ctx for ctx in everything if ctx.uid in touched and not selected.is_expunged(ctx.uid)]
     largest = (len(selected.refs), selected.refs[-1].uid if selected.refs else 0)
     loader = loader_for(session)

@@ -22,7 +22,7 @@ Never touches SQL or files itself: :class:`StoreMessageLoader` goes through
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,15 +39,19 @@ class MessageContext:
 
     seq: int
     ref: MessageRef
+    recent: bool = False  # \\Recent in this session (IMAP4rev1; see tidings.imap.selected)
 
     @property
     def uid(self) -> int:
         return self.ref.uid
 
 
-def contexts_for(refs: Iterable[MessageRef], first_seq: int = 1) -> list[MessageContext]:
-    """Number ``refs`` (in UID order) from ``first_seq``: the whole mailbox view."""
-    return [MessageContext(seq, ref) for seq, ref in enumerate(refs, start=first_seq)]
+def contexts_for(
+    refs: Iterable[MessageRef], first_seq: int = 1, recent: Collection[int] = ()
+) -> list[MessageContext]:
+    """Number ``refs`` (in UID order) from ``first_seq``: the whole mailbox view; ``recent``
+    holds the UIDs that are \\Recent in the session."""
+    return [MessageContext(seq, ref, ref.uid in recent) for seq, ref in enumerate(refs, start=first_seq)]
 
 
 class MessageLoader(Protocol):

@@ -340,7 +340,7 @@ async def fetch_new_messages(session, uids: list[int]) -> None:
     for uid in uids:
         index = selected.index_of(uid)
         if index is not None:
-            contexts.append(MessageContext(index + 1, selected.refs[index]))
+            contexts.append(MessageContext(index + 1, selected.refs[index], uid in selected.recent))
     responses = fetch_responses(
         settings.selected.fetch_items,
         contexts,

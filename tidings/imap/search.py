@@ -22,7 +22,8 @@ using three-valued logic; only messages the tree cannot yet decide get their sum
 
 Choices where the RFCs leave room: dates compare as UTC calendar days (INTERNALDATE is written
 in +0000); SENT* compare the Date: header's own calendar day and never match a message without
-a usable Date:; \\Recent is not kept, so RECENT and NEW match nothing and OLD everything;
+a usable Date:; RECENT, NEW and OLD ask whether the session holds \\Recent for the message
+(:attr:`MessageContext.recent`, IMAP4rev1 only);
 THREADID compares the thread ids the caller looked up (store/threads.py); an empty
 FROM/TO/CC/BCC/SUBJECT string matches messages whose field is non-empty.
 """
@@ -248,10 +249,12 @@ def _evaluate_key(key: SearchKey, candidate: _Candidate, scope: _Scope) -> bool 
         return (flag in candidate.flags) == wanted
     if name == "ALL" or name == "SAVEDATESUPPORTED":
         return True  # every mailbox keeps save dates (RFC 8514)
-    if name in ("RECENT", "NEW"):
-        return False  # \Recent is not kept; NEW is RECENT UNSEEN
+    if name == "RECENT":
+        return candidate.context.recent
+    if name == "NEW":
+        return candidate.context.recent and "\\seen" not in candidate.flags  # RECENT UNSEEN
     if name == "OLD":
-        return True
+        return not candidate.context.recent
     if name == "KEYWORD":
         return str(args[0]).lower() in candidate.flags
     if name == "UNKEYWORD":

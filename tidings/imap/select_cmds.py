@@ -8,12 +8,9 @@ RFC 9051 6.3.2-6.3.3 and 6.4.1-6.4.3 (RFC 3501 likewise), UNSELECT (RFC 3691), U
 from __future__ import annotations
 
 from tidings.imap import commands as c
-from tidings.imap.selected import SelectedMailbox, format_flag_list
+from tidings.imap.selected import SelectedMailbox
 from tidings.imap.sequence import format_uid_set
 from tidings.imap.states import AUTHENTICATED, SELECTED, Bad, No, State, command
-from tidings.store.mailboxes import SYSTEM_FLAGS
-
-_SYSTEM_FLAG_NAMES = tuple(sorted(SYSTEM_FLAGS.values()))
 
 
 def leave_selected(session) -> None:
@@ -36,18 +33,12 @@ async def select(session, cmd: c.Select):
     mailbox = await session.mailbox(cmd.mailbox)
     mailbox, refs = await session.store.mailboxes.messages(session.account.id, mailbox.id)
     view = SelectedMailbox(mailbox, refs, cmd.read_only)
+    await session.note_recent(view, mailbox.recent_uid)  # SELECT claims \Recent, EXAMINE does not
 
-    keywords = sorted({flag for ref in refs for flag in ref.flags} - set(_SYSTEM_FLAG_NAMES))
-    all_flags = list(_SYSTEM_FLAG_NAMES) + keywords
-    session.untagged(b"FLAGS " + format_flag_list(all_flags))
-    if cmd.read_only:
-        session.untagged("OK [PERMANENTFLAGS ()] No permanent flags in a read-only mailbox")
-    else:
-        permanent = " ".join([*all_flags, "\\*"]).encode()  # \* last, as clients expect
-        session.untagged(b"OK [PERMANENTFLAGS (" + permanent + b")] Flags permitted")
+    session.write(view.flags_lines())
     session.untagged(b"%d EXISTS" % len(refs))
     if not session.rev2:
-        session.untagged("0 RECENT")
+        session.untagged(b"%d RECENT" % view.recent_count())
         first_unseen = next((n for n, ref in enumerate(refs, 1) if "\\Seen" not in ref.flags), None)
         if first_unseen is not None:
             session.untagged(f"OK [UNSEEN {first_unseen}] First unseen message")

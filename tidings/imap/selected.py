@@ -8,10 +8,16 @@ allows:
 
 * new messages -> ``* n EXISTS`` at the end of any command or during IDLE;
 * flag changes -> ``* n FETCH (UID u FLAGS (...) [MODSEQ (m)])``;
+* a keyword the client was not told of -> ``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` again, before
+  any FETCH or EXISTS that could show it (RFC 3501 7.2.6, RFC 9051 7.3.5);
 * expunges -> ``* n EXPUNGE`` (or ``* VANISHED uids`` once QRESYNC is enabled, RFC 7162
   3.2.10), but never while answering FETCH, STORE or SEARCH by sequence number (RFC 3501 7.4.1),
   since the client's numbers would shift under it.  Until announced, an expunged message keeps
   its sequence number here.
+
+\\Recent (RFC 3501 2.3.2, IMAP4rev1 only) is the set of UIDs this session was the first to see:
+the session claims them through the store's recent cut (see ``claim_recent``) and tells the
+snapshot with :meth:`mark_recent`; they show in FLAGS, SEARCH RECENT/NEW/OLD and ``* n RECENT``.
 
 Per-session memory is one list of store ``MessageRef`` values plus small pending sets; nothing
 here polls.  Never does I/O itself: the session passes store results in and writes the bytes out.
@@ -25,7 +31,9 @@ from collections.abc import Iterable
 from tidings.imap.search_context import SearchContexts
 from tidings.imap.sequence import SequenceSet, format_uid_set
 from tidings.imap.states import Bad
-from tidings.store.mailboxes import Changes, Mailbox, MessageRef
+from tidings.store.mailboxes import SYSTEM_FLAGS, Changes, Mailbox, MessageRef
+
+SYSTEM_FLAG_NAMES = tuple(sorted(SYSTEM_FLAGS.values()))
 
 
 def _uid_key(ref: MessageRef) -> int:
@@ -54,6 +62,10 @@ class SelectedMailbox:
         "saved_uids",
         "contexts",
         "touched",
+        "recent",
+        "recent_checked",
+        "keywords",
+        "_new_keywords",
     )
 
     def __init__(self, mailbox: Mailbox, refs: list[MessageRef], read_only: bool) -> None:
@@ -73,6 +85,10 @@ class SelectedMailbox:
         # since they were last re-evaluated (kept only while there are contexts).
         self.contexts = SearchContexts()
         self.touched: set[int] = set()
+        self.recent: set[int] = set()  # UIDs that are \Recent in this session
+        self.recent_checked = 0  # UIDs up to this one have had their \Recent decided
+        self.keywords: set[str] = {flag for ref in refs for flag in ref.flags} - set(SYSTEM_FLAG_NAMES)
+        self._new_keywords = False  # keywords arrived that the last FLAGS did not list
 
     # ------------------------------------------------------------------ lookups
 
@@ -85,6 +101,46 @@ class SelectedMailbox:
         if index < len(self.refs) and self.refs[index].uid == uid:
             return index
         return None
+
+    @property
+    def last_uid(self) -> int:
+        return self.refs[-1].uid if self.refs else 0
+
+    def flags_lines(self) -> bytes:
+        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` for the flags this session knows of (SELECT,
+        and again whenever a new keyword appears)."""
+        all_flags = list(SYSTEM_FLAG_NAMES) + sorted(self.keywords)
+        out = b"* FLAGS " + format_flag_list(all_flags) + b"\r\n"
+        if self.read_only:
+            return out + b"* OK [PERMANENTFLAGS ()] No permanent flags in a read-only mailbox\r\n"
+        permanent = " ".join([*all_flags, "\\*"]).encode()  # \* last, as clients expect
+        return out + b"* OK [PERMANENTFLAGS (" + permanent + b")] Flags permitted\r\n"
+
+    def mark_recent(self, low: int, high: int) -> None:
+        """The UIDs in (``low``, ``high``] are \\Recent in this session (claimed, or seen read-only)."""
+        if high <= low:
+            return
+        start = bisect_left(self.refs, low + 1, key=_uid_key)
+        for ref in self.refs[start:]:
+            if ref.uid > high:
+                break
+            self.recent.add(ref.uid)
+
+    def recent_count(self) -> int:
+        """How many messages are \\Recent, for ``* n RECENT``."""
+        return len(self.recent)
+
+    def take_flags_update(self, out: bytearray) -> None:
+        """Write ``* FLAGS`` / ``* OK [PERMANENTFLAGS]`` if keywords appeared since the last one."""
+        if self._new_keywords:
+            self._new_keywords = False
+            out += self.flags_lines()
+
+    def _note_keywords(self, ref: MessageRef) -> None:
+        for flag in ref.flags:
+            if flag not in self.keywords and not flag.startswith("\\"):
+                self.keywords.add(flag)
+                self._new_keywords = True
 
     def is_expunged(self, uid: int) -> bool:
         """Expunged in the store but not yet announced to this client."""
@@ -133,6 +189,7 @@ class SelectedMailbox:
         self._flags_changed.discard(ref.uid)
         if self.contexts:
             self.touched.add(ref.uid)
+        self._note_keywords(ref)
         return True
 
     def apply(self, changes: Changes) -> None:
@@ -140,6 +197,7 @@ class SelectedMailbox:
         refs = self.refs
         last_uid = refs[-1].uid if refs else 0
         for ref in changes.changed:
+            self._note_keywords(ref)
             index = self.index_of(ref.uid)
             if index is not None:
                 old = refs[index]
@@ -169,12 +227,22 @@ class SelectedMailbox:
         self._announce_expunges(qresync, out)
 
     def drain(
-        self, out: bytearray, *, expunge_allowed: bool, condstore: bool, qresync: bool, flags: bool = True
+        self,
+        out: bytearray,
+        *,
+        expunge_allowed: bool,
+        condstore: bool,
+        qresync: bool,
+        flags: bool = True,
+        recent: bool = False,
     ) -> list[int]:
         """Write the untagged updates the client may be told now; returns the UIDs of the new
         messages the EXISTS just written announced (for NOTIFY MessageNew fetch-atts, RFC 5465
-        section 5.2).  ``flags`` False keeps flag changes for later (NOTIFY without FlagChange)."""
+        section 5.2).  ``flags`` False keeps flag changes for later (NOTIFY without FlagChange).
+        ``recent``: an IMAP4rev1 client, told ``* n RECENT`` whenever the mailbox grows (RFC 3501
+        7.3.2)."""
         arrived: list[int] = []
+        self.take_flags_update(out)
         if expunge_allowed and self._pending_expunged:
             self._announce_expunges(qresync, out)
         if self._exists_dirty:
@@ -182,6 +250,8 @@ class SelectedMailbox:
             out += b"* %d EXISTS\r\n" % len(self.refs)
             arrived = [u for u in self._arrived if u not in self._pending_expunged]
             self._arrived = []
+            if recent:
+                out += b"* %d RECENT\r\n" % self.recent_count()
         if flags and self._flags_changed:
             changed = sorted(self._flags_changed)
             self._flags_changed.clear()
@@ -200,7 +270,8 @@ class SelectedMailbox:
     ) -> bytes:
         parts = [b"UID %d" % ref.uid]
         if include_flags:
-            parts.append(b"FLAGS " + format_flag_list(ref.flags))
+            flags = [*ref.flags, "\\Recent"] if ref.uid in self.recent else ref.flags
+            parts.append(b"FLAGS " + format_flag_list(flags))
         if condstore:
             parts.append(b"MODSEQ (%d)" % ref.modseq)
         return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts))
@@ -222,6 +293,7 @@ class SelectedMailbox:
             for index in indexes:
                 out += b"* %d EXPUNGE\r\n" % (index + 1)
         self._flags_changed -= pending
+        self.recent -= pending
         if len(indexes) > 16:
             self.refs = [ref for ref in self.refs if ref.uid not in pending]  # one pass, not n deletes
         else:
@@ -232,4 +304,4 @@ class SelectedMailbox:
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._pending_expunged or self._flags_changed or self._exists_dirty)
+        return bool(self._pending_expunged or self._flags_changed or self._exists_dirty or self._new_keywords)

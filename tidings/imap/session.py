@@ -401,6 +401,7 @@ class ImapSession:
             condstore=self.condstore,
             qresync=self.qresync,
             flags="FlagChange" in events,
+            recent=not self.rev2,
         )
         self.write(bytes(out))
         with contextlib.suppress(No):  # a message expunged meanwhile is simply not fetched
@@ -534,7 +535,7 @@ class ImapSession:
         changes = await self.store.mailboxes.changes_since(
             self.account.id, selected.mailbox_id, selected.modseq
         )
-        selected.apply(changes)
+        await self.apply_changes(selected, changes)
         return f"HIGHESTMODSEQ {selected.modseq}"
 
     # ------------------------------------------------------------------ mailbox updates
@@ -561,7 +562,28 @@ class ImapSession:
             self.state = State.LOGOUT
             self.selected = None
             return
+        await self.apply_changes(selected, changes)
+
+    async def apply_changes(self, selected: SelectedMailbox, changes) -> None:
+        """Fold ``changes`` into the snapshot and decide which new messages are \\Recent here."""
         selected.apply(changes)
+        await self.note_recent(selected, changes.recent_uid)
+
+    async def note_recent(self, selected: SelectedMailbox, cut: int) -> None:
+        """Decide \\Recent for the messages of ``selected`` not yet decided (RFC 3501 2.3.2).
+
+        ``cut`` is the mailbox's recent cut as last read.  A read-write IMAP4rev1 session claims
+        the messages above it (one store write, and only when there is something to claim); a
+        read-only one (EXAMINE) sees them as \\Recent without taking that from anyone (RFC 3501
+        6.3.2).  IMAP4rev2 has no \\Recent (RFC 9051 appendix E), so it neither sees nor claims.
+        """
+        high = selected.last_uid
+        if self.rev2 or high <= selected.recent_checked:
+            return
+        if not selected.read_only and cut < high:
+            cut = await self.store.mailboxes.claim_recent(self.account.id, selected.mailbox_id, high)
+        selected.mark_recent(max(cut, selected.recent_checked), high)
+        selected.recent_checked = high
 
     async def send_updates(self, expunge_allowed: bool = True) -> None:
         """Write the untagged EXISTS / EXPUNGE / VANISHED / FETCH the client may see now."""
@@ -570,7 +592,11 @@ class ImapSession:
         if selected is not None and selected.has_pending:
             out = bytearray()
             selected.drain(
-                out, expunge_allowed=expunge_allowed, condstore=self.condstore, qresync=self.qresync
+                out,
+                expunge_allowed=expunge_allowed,
+                condstore=self.condstore,
+                qresync=self.qresync,
+                recent=not self.rev2,
             )
             self.write(bytes(out))
         await refresh_search_contexts(self)  # ADDTO / REMOVEFROM after the EXISTS (RFC 5267)

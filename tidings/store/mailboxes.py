@@ -57,6 +57,7 @@ class Mailbox:
     special_use: str | None
     subscribed: bool
     object_id: str
+    recent_uid: int = 0  # the recent cut (schema.py): UIDs above it are \Recent for the next claimer
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ class MailboxStatus:
     uidvalidity: int
     highestmodseq: int
     first_unseen_uid: int | None
+    recent: int = 0  # messages above the recent cut (STATUS RECENT)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Changes:
     uidnext: int
     changed: list[MessageRef]
     expunged: list[int]  # ascending (IMAP merges it with client-given UID sets)
+    recent_uid: int = 0  # the mailbox's recent cut when read
 
 
 def normalise_flag(flag: str) -> str:
@@ -144,6 +147,7 @@ def _mailbox(row) -> Mailbox:
         row.special_use,
         row.subscribed,
         row.object_id,
+        row.recent_uid,
     )
 
 
@@ -210,6 +214,11 @@ _COUNTS = select(
     func.count().filter(_HAS_DELETED),
     func.min(_mm.c.uid).filter(~_HAS_SEEN),
 ).where(_mm.c.mailbox_id == bindparam("mailbox"))
+_COUNT_ABOVE = select(func.count()).where(
+    _mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid > bindparam("uid")
+)
+_RECENT_CUT = select(_mb.c.account_id, _mb.c.recent_uid).where(_mb.c.id == bindparam("mailbox"))
+_SET_RECENT_CUT = update(_mb).where(_mb.c.id == bindparam("mailbox")).values(recent_uid=bindparam("cut"))
 _SET_FLAGS = (
     update(_mm)
     .where(_mm.c.id == bindparam("row"))
@@ -520,6 +529,7 @@ class Mailboxes:
             messages, size, unseen, deleted, first_unseen = tx.conn.execute(
                 _COUNTS, {"mailbox": mailbox_id}
             ).one()
+            recent = tx.conn.execute(_COUNT_ABOVE, {"mailbox": mailbox_id, "uid": box.recent_uid}).scalar()
             return MailboxStatus(
                 messages=messages,
                 unseen=unseen,
@@ -529,6 +539,7 @@ class Mailboxes:
                 uidvalidity=box.uidvalidity,
                 highestmodseq=box.highestmodseq,
                 first_unseen_uid=first_unseen,
+                recent=recent,
             )
 
         return await self.db.read(op)
@@ -557,6 +568,26 @@ class Mailboxes:
 
         return await self.db.read(op)
 
+    async def claim_recent(self, account_id: int, mailbox_id: int, up_to_uid: int) -> int:
+        """Raise the mailbox's recent cut to ``up_to_uid`` and return the cut it had before.
+
+        The caller (an IMAP4rev1 session with the mailbox selected read-write) then sees the UIDs
+        in (old cut, ``up_to_uid``] as \\Recent: exactly one session does, however many processes
+        or nodes serve the account (RFC 3501 2.3.2), because the read and the raise happen under
+        the mailbox row's lock.  Returns ``up_to_uid`` or more when there was nothing to claim.
+        """
+
+        def op(tx: Tx) -> int:
+            query = _RECENT_CUT.with_for_update() if tx.is_postgres else _RECENT_CUT
+            row = tx.conn.execute(query, {"mailbox": mailbox_id}).first()
+            if row is None or row.account_id != account_id:
+                raise NotFound("mailbox no longer exists")
+            if row.recent_uid < up_to_uid:
+                tx.conn.execute(_SET_RECENT_CUT, {"mailbox": mailbox_id, "cut": up_to_uid})
+            return row.recent_uid
+
+        return await self.db.write(op)
+
     async def changes_since(self, account_id: int, mailbox_id: int, modseq: int) -> Changes:
         """Messages added or changed, and UIDs expunged, after `modseq`."""
 
@@ -565,7 +596,7 @@ class Mailboxes:
             params = {"mailbox": mailbox_id, "modseq": modseq}
             changed = [_ref(r) for r in tx.conn.execute(_REFS_SINCE, params)]
             gone = tx.conn.execute(_EXPUNGED_SINCE, params).scalars()
-            return Changes(box.highestmodseq, box.uidnext, changed, list(gone))
+            return Changes(box.highestmodseq, box.uidnext, changed, list(gone), box.recent_uid)
 
         return await self.db.read(op)
 

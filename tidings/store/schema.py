@@ -130,6 +130,10 @@ mailboxes = Table(
     Column("subscribed", Boolean, nullable=False, default=True),
     Column("object_id", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
+    # The "recent cut" (RFC 3501 2.3.2 \Recent): the highest UID some IMAP4rev1 session that
+    # selected the mailbox read-write has already claimed.  Messages above it are \Recent for the
+    # next such session, which claims them by raising it; kept here so it holds across processes.
+    Column("recent_uid", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("account_id", "name", name="uq_mailboxes_account_name"),
     sqlite_autoincrement=True,
 )
