@@ -125,19 +125,20 @@ def test_selected_mailbox_events_arrive_unasked_with_the_requested_fetch_items(i
         " MessageExpunge FlagChange))",
     )
     imap.deliver(message("two"))
-    exists, fetch = unsolicited(raw, 2)
+    exists, recent, fetch = unsolicited(raw, 3)
     assert exists == b"* 2 EXISTS"
+    assert recent == b"* 2 RECENT"  # this session selected first: 1 and 2 are \Recent here
     assert fetch.startswith(b"* 2 FETCH (UID 2 BODY[HEADER.FIELDS (Subject)] {")
     assert fetch.endswith(b"Subject: two\r\n\r\n)")
     other = imap.raw(login=ALICE)
     ok(other, "SELECT INBOX")
     ok(other, "STORE 1 +FLAGS.SILENT (\\Flagged)")
-    assert unsolicited(raw) == [b"* 1 FETCH (UID 1 FLAGS (\\Flagged))"]
+    assert unsolicited(raw) == [b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))"]
     ok(other, "STORE 1 +FLAGS.SILENT (\\Deleted)")
-    assert unsolicited(raw) == [b"* 1 FETCH (UID 1 FLAGS (\\Deleted \\Flagged))"]
+    assert unsolicited(raw) == [b"* 1 FETCH (UID 1 FLAGS (\\Deleted \\Flagged \\Recent))"]
     ok(other, "EXPUNGE")
     assert unsolicited(raw) == [b"* 1 EXPUNGE"]
-    assert ok(raw, "UID FETCH 1:* (FLAGS)") == [b"* 1 FETCH (UID 2 FLAGS ())"]
+    assert ok(raw, "UID FETCH 1:* (FLAGS)") == [b"* 1 FETCH (UID 2 FLAGS (\\Recent))"]
 
 
 def test_selected_delayed_holds_expunges_until_a_command_allows_them(imap):
@@ -153,7 +154,8 @@ def test_selected_delayed_holds_expunges_until_a_command_allows_them(imap):
     ok(other, "STORE 1 +FLAGS.SILENT (\\Deleted)")
     ok(other, "EXPUNGE")
     imap.deliver(message("three"))
-    assert unsolicited(raw) == [b"* 3 EXISTS"]  # the new message, but not the expunge
+    # The new message (\Recent here: this session hears of it first), but not the expunge.
+    assert unsolicited(raw, 2) == [b"* 3 EXISTS", b"* 3 RECENT"]
     assert ok(raw, "FETCH 1 (UID)") == [b"* 1 FETCH (UID 1)"]  # FETCH may not report expunges
     assert ok(raw, "NOOP") == [b"* 1 EXPUNGE"]
 
@@ -169,7 +171,7 @@ def test_without_a_selected_group_the_selected_mailbox_is_not_pushed(imap):
     imap.deliver(message("to other"), mailbox="other")
     (line,) = unsolicited(raw)
     assert line.startswith(b"* STATUS other (")  # and no EXISTS for INBOX before it
-    assert ok(raw, "NOOP") == [b"* 1 EXISTS"]
+    assert ok(raw, "NOOP") == [b"* 1 EXISTS", b"* 1 RECENT"]
 
 
 def test_mailbox_name_and_subscription_events_as_list_responses(imap):
