@@ -288,3 +288,22 @@ def test_imapclient_handles_a_name_of_every_atom_character(imap):
         assert ATOM_NAME in [name for _, _, name in client.list_folders()]
         assert [name for _, _, name in client.list_folders(pattern=ATOM_NAME)] == [ATOM_NAME]
         assert client.select_folder(ATOM_NAME)[b"EXISTS"] == 0
+
+
+def test_lsub_percent_returns_an_unsubscribed_parent_as_noselect(imap):
+    """RFC 3501 6.3.9's example, in our "/" hierarchy: with comp/mail/mime and comp/mail/misc
+    subscribed and comp/mail not, LSUB "comp/%" returns comp/mail flagged \\Noselect."""
+    raw = imap.raw(login=ALICE)
+    for name in ("comp/mail/mime", "comp/mail/misc", "comp/news"):
+        assert b" OK " in raw.command(f"CREATE {name}")[-1]
+    for name in ("comp", "comp/mail", "comp/news"):
+        raw.command(f"UNSUBSCRIBE {name}")
+    assert raw.command('LSUB "" "comp/mail/*"')[:2] == [
+        b'* LSUB () "/" comp/mail/mime',
+        b'* LSUB () "/" comp/mail/misc',
+    ]
+    assert raw.command('LSUB "" "comp/%"')[:-1] == [b'* LSUB (\\Noselect) "/" comp/mail']
+    assert raw.command('LSUB "comp/" "%"')[:-1] == [b'* LSUB (\\Noselect) "/" comp/mail']
+    assert raw.command('LSUB "" "%"')[:-1][-1] == b'* LSUB (\\Noselect) "/" comp'
+    raw.command("SUBSCRIBE comp/mail")
+    assert raw.command('LSUB "" "comp/%"')[:-1] == [b'* LSUB () "/" comp/mail']

@@ -124,14 +124,29 @@ async def list_mailboxes(session, cmd: c.List) -> None:
 
 @command("LSUB", AUTHENTICATED)
 async def lsub(session, cmd: c.Lsub) -> None:
-    """RFC 3501 6.3.9 (deprecated by RFC 9051 but still used by rev1 clients)."""
+    """RFC 3501 6.3.9 (deprecated by RFC 9051 but still used by rev1 clients).
+
+    When "%" stops above a subscribed name whose parent is not subscribed ("foo/bar" subscribed,
+    "foo" not), the parent is returned with ``\\Noselect`` instead, as RFC 3501 6.3.9 requires.
+    """
     boxes = await session.store.mailboxes.list(session.account.id)
     match = _matcher(session, cmd.reference, cmd.pattern)
     if match is None:
         return
-    for box in sorted(boxes, key=lambda b: _sort_key(b.name)):
-        if box.subscribed and match(box.name):
-            session.untagged(b'LSUB () "/" ' + session.encode_name(box.name))
+    subscribed = {box.name for box in boxes if box.subscribed}
+    answers: dict[str, bool] = {}  # name -> subscribed itself
+    for name in subscribed:
+        if match(name):
+            answers[name] = True
+        parts = name.split(DELIMITER)
+        for depth in range(1, len(parts)):
+            parent = DELIMITER.join(parts[:depth])
+            if parent not in subscribed and parent not in answers and match(parent):
+                answers[parent] = False
+        await session.pace()
+    for name in sorted(answers, key=_sort_key):
+        attributes = b"()" if answers[name] else b"(\\Noselect)"
+        session.untagged(b"LSUB " + attributes + b' "/" ' + session.encode_name(name))
         await session.pace()
 
 
