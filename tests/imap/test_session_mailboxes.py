@@ -307,3 +307,53 @@ def test_lsub_percent_returns_an_unsubscribed_parent_as_noselect(imap):
     assert raw.command('LSUB "" "%"')[:-1][-1] == b'* LSUB (\\Noselect) "/" comp'
     raw.command("SUBSCRIBE comp/mail")
     assert raw.command('LSUB "" "comp/%"')[:-1] == [b'* LSUB () "/" comp/mail']
+
+
+def fruit_and_vegetables(raw) -> None:
+    """RFC 5258 section 5's mailboxes: Fruit/peach was subscribed, then deleted."""
+    for name in ("Fruit/banana", "Fruit/peach", "Vegetable/broccoli", "Tofu/firm"):
+        assert b" OK " in raw.command(f"CREATE {name}")[-1]
+    for name in ("Fruit", "Tofu", "Tofu/firm", "Archive", "Drafts", "Junk", "Sent", "Trash"):
+        assert b" OK " in raw.command(f"UNSUBSCRIBE {name}")[-1]
+    assert b" OK " in raw.command("DELETE Fruit/peach")[-1]
+
+
+def test_list_subscribed_shows_a_deleted_subscribed_mailbox_as_nonexistent(imap):
+    """RFC 5258 section 5 example 2: A02 LIST (SUBSCRIBED) "" "*"; a subscription outlives its
+    mailbox (RFC 3501 6.3.6)."""
+    raw = imap.raw(login=ALICE)
+    fruit_and_vegetables(raw)
+    boxes = listed(raw.command('LIST (SUBSCRIBED) "" "*"'))
+    assert list(boxes) == [b"INBOX", b"Fruit/banana", b"Fruit/peach", b"Vegetable", b"Vegetable/broccoli"]
+    assert all(b"\\Subscribed" in attributes for attributes in boxes.values())
+    assert b"\\NonExistent" in boxes[b"Fruit/peach"]
+    assert not any(b"\\NonExistent" in boxes[name] for name in boxes if name != b"Fruit/peach")
+    # Plain LIST does not show it; RETURN (SUBSCRIBED) marks only what exists.
+    assert b"Fruit/peach" not in listed(raw.command('LIST "" "*"'))
+    assert b"Fruit/peach" not in listed(raw.command('LIST "" "*" RETURN (SUBSCRIBED)'))
+    assert set(listed(raw.command('LSUB "" "Fruit/*"'))) == {b"Fruit/banana", b"Fruit/peach"}
+    # It can be unsubscribed although it has no mailbox; re-creating the mailbox keeps it subscribed.
+    assert b" OK " in raw.command("UNSUBSCRIBE Fruit/peach")[-1]
+    assert b"Fruit/peach" not in listed(raw.command('LIST (SUBSCRIBED) "" "*"'))
+    assert b"NO [NONEXISTENT]" in raw.command("UNSUBSCRIBE Fruit/peach")[-1]
+    raw.command("CREATE Fruit/plum")
+    raw.command("DELETE Fruit/plum")
+    assert b" OK " in raw.command("CREATE Fruit/plum")[-1]
+    boxes = listed(raw.command('LIST (SUBSCRIBED) "" "Fruit/*"'))
+    assert boxes[b"Fruit/plum"] == b"\\HasNoChildren \\Subscribed"
+
+
+def test_list_subscribed_recursivematch_gives_childinfo(imap):
+    """RFC 5258 section 5 examples 3 and 8: RETURN (CHILDREN), and RECURSIVEMATCH naming an
+    unsubscribed parent of subscribed names with CHILDINFO."""
+    raw = imap.raw(login=ALICE)
+    fruit_and_vegetables(raw)
+    children = listed(raw.command('LIST () "" "%" RETURN (CHILDREN)'))
+    assert children[b"Fruit"] == b"\\HasChildren" and children[b"Tofu"] == b"\\HasChildren"
+    assert children[b"INBOX"] == b"\\HasNoChildren"
+    lines = raw.command('LIST (SUBSCRIBED RECURSIVEMATCH) "" "%" RETURN (CHILDREN)')
+    assert b'* LIST (\\HasChildren) "/" Fruit ("CHILDINFO" ("SUBSCRIBED"))' in lines
+    assert b'* LIST (\\HasChildren \\Subscribed) "/" Vegetable' in lines
+    assert not any(b'"/" Tofu' in line for line in lines)  # no subscribed child
+    # Without RECURSIVEMATCH, an unsubscribed parent is not listed.
+    assert b"Fruit" not in listed(raw.command('LIST (SUBSCRIBED) "" "%"'))

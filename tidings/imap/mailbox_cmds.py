@@ -87,9 +87,17 @@ async def list_mailboxes(session, cmd: c.List) -> None:
     selection = cmd.selection
     want_subscribed = "SUBSCRIBED" in selection or "SUBSCRIBED" in cmd.return_options
     subscribed = {name for name, box in by_name.items() if box.subscribed}
+    candidates = set(by_name) | missing
+    if want_subscribed:
+        # Subscriptions outlive their mailboxes: LIST (SUBSCRIBED) shows them \NonExistent
+        # (RFC 5258 section 3.1 and its example 2, "Fruit/peach").
+        dangling = set(await session.store.mailboxes.dangling_subscriptions(session.account.id))
+        subscribed |= dangling
+        if "SUBSCRIBED" in selection:
+            candidates |= dangling
 
     results: list[tuple[str, list[str], bytes]] = []
-    for name in sorted(set(by_name) | missing, key=_sort_key):
+    for name in sorted(candidates, key=_sort_key):
         await session.pace()  # many patterns times many mailboxes: let the others run meanwhile
         if not any(match(name) for match in matchers):
             continue
@@ -134,6 +142,7 @@ async def lsub(session, cmd: c.Lsub) -> None:
     if match is None:
         return
     subscribed = {box.name for box in boxes if box.subscribed}
+    subscribed |= set(await session.store.mailboxes.dangling_subscriptions(session.account.id))
     answers: dict[str, bool] = {}  # name -> subscribed itself
     for name in subscribed:
         if match(name):

@@ -284,7 +284,16 @@ def create_mailbox_rows(tx: Tx, account_id: int, name: str, special_use: str | N
             created_at=time.time(),
         )
     )
+    # A subscription kept for the name while it had no mailbox belongs to the mailbox again.
+    _drop_dangling(tx, account_id, name)
     return result.inserted_primary_key[0]
+
+
+def _drop_dangling(tx: Tx, account_id: int, name: str) -> bool:
+    """Forget a subscription kept for a name without a mailbox; True if there was one."""
+    _ds = s.dangling_subscriptions
+    gone = tx.conn.execute(delete(_ds).where(_ds.c.account_id == account_id, _ds.c.name == name))
+    return gone.rowcount > 0
 
 
 _BUMP_MAILBOX = (
@@ -396,6 +405,16 @@ class Mailboxes:
 
         return await self.db.read(op)
 
+    async def dangling_subscriptions(self, account_id: int) -> list[str]:
+        """Subscribed names that have no mailbox (deleted since), sorted."""
+
+        def op(tx: Tx) -> list[str]:
+            _ds = s.dangling_subscriptions
+            query = select(_ds.c.name).where(_ds.c.account_id == account_id).order_by(_ds.c.name)
+            return list(tx.conn.execute(query).scalars())
+
+        return await self.db.read(op)
+
     async def get(self, account_id: int, name: str) -> Mailbox:
         name = validate_mailbox_name(name)
 
@@ -451,6 +470,8 @@ class Mailboxes:
             tx.conn.execute(delete(s.mailbox_messages).where(s.mailbox_messages.c.mailbox_id == row.id))
             tx.conn.execute(delete(s.expunged).where(s.expunged.c.mailbox_id == row.id))
             tx.conn.execute(delete(s.mailboxes).where(s.mailboxes.c.id == row.id))
+            if row.subscribed:  # the subscription outlives the mailbox (RFC 3501 6.3.6)
+                tx.conn.execute(insert(s.dangling_subscriptions).values(account_id=account_id, name=name))
             charge_quota(tx, account_id, -int(freed))
             self._publish(tx, account_id, row.id, "mailbox")
 
@@ -499,12 +520,18 @@ class Mailboxes:
                     )
                 ).all()
                 tx.conn.execute(update(s.mailboxes).where(s.mailboxes.c.id == row.id).values(name=new))
+                renamed = [(row.id, new)]
                 for child in children:
+                    child_name = new + child.name[len(old) :]
                     tx.conn.execute(
-                        update(s.mailboxes)
-                        .where(s.mailboxes.c.id == child.id)
-                        .values(name=new + child.name[len(old) :])
+                        update(s.mailboxes).where(s.mailboxes.c.id == child.id).values(name=child_name)
                     )
+                    renamed.append((child.id, child_name))
+                for mailbox_id, renamed_to in renamed:  # a kept subscription to the new name applies
+                    if _drop_dangling(tx, account_id, renamed_to):
+                        tx.conn.execute(
+                            update(s.mailboxes).where(s.mailboxes.c.id == mailbox_id).values(subscribed=True)
+                        )
             self._publish(tx, account_id, row.id, "mailbox")
 
         await self.db.write(op)
@@ -515,7 +542,11 @@ class Mailboxes:
         def op(tx: Tx) -> None:
             row = find_mailbox_row(tx, account_id, name)
             if row is None:
-                raise NotFound(f"no mailbox named {name}")
+                # Only a mailbox that exists can be subscribed (RFC 3501 6.3.6 lets the server
+                # check), but a subscription kept after its mailbox went can be dropped.
+                if subscribed or not _drop_dangling(tx, account_id, name):
+                    raise NotFound(f"no mailbox named {name}")
+                return
             change = update(s.mailboxes).where(s.mailboxes.c.id == row.id).values(subscribed=subscribed)
             tx.conn.execute(change)
             # NOTIFY SubscriptionChange (RFC 5465 section 5.5) in other sessions and on other nodes.

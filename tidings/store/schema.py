@@ -138,6 +138,17 @@ mailboxes = Table(
     sqlite_autoincrement=True,
 )
 
+# Subscriptions to names that have no mailbox: a subscription outlives the mailbox it names
+# (RFC 3501 6.3.6 "MUST NOT unilaterally remove"), and LIST (SUBSCRIBED) shows it \NonExistent
+# (RFC 5258).  While the mailbox exists its subscription is mailboxes.subscribed instead; creating
+# (or renaming onto) the name moves it back there.
+dangling_subscriptions = Table(
+    "dangling_subscriptions",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(1024), primary_key=True),
+)
+
 # One row per distinct message content (deduplicated by blob hash): what parsing found, stored once.
 messages = Table(
     "messages",
