@@ -13,9 +13,10 @@ line per authentication to the `tidings.auth` logger, for people and for fail2ba
     auth failed protocol=smtp ip=192.0.2.7 account=alice@example.org mechanism=LOGIN reason=password
 
 `reason` is `password` (wrong password, unknown or disabled account: not told apart), `throttled`,
-`authzid` or `malformed`. `account` is the canonical account, or the name as given with every
-character outside printable ASCII replaced by `?` when it is not an address; it never contains a
-space, so nothing a client sends can add a field. docs/admin.md has the fail2ban filter.
+`authzid`, `binding` (SCRAM channel binding missing or wrong) or `malformed`. `account` is the
+canonical account, or the name as given with every character outside printable ASCII replaced by
+`?` when it is not an address; it never contains a space, so nothing a client sends can add a
+field. docs/admin.md has the fail2ban filter.
 Protocol packages never decide any of this; they frame the exchange and map `LoginRefused` to
 their replies.
 """
@@ -25,9 +26,11 @@ from __future__ import annotations
 import enum
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from tidings.auth import scram
 from tidings.auth.sasl import SaslError, decode_login_response, decode_plain
 from tidings.auth.throttle import LoginThrottle, Throttled
 from tidings.mail.address import BadAddress, parse_address
@@ -55,6 +58,12 @@ def canonical_account(name: str, default_domain: str) -> str | None:
         return None
 
 
+def tls_binding(end_point: bytes | None) -> scram.ChannelBinding | None:
+    """The channel binding SCRAM-SHA-256-PLUS uses on a TLS connection whose server certificate
+    hashes to `end_point` (net.tls.server_end_point); None without TLS."""
+    return scram.ChannelBinding(scram.TLS_SERVER_END_POINT, end_point) if end_point else None
+
+
 def loggable(name: str) -> str:
     """A login name as one log field: no space, no control character, bounded length."""
     return re.sub(r"[^\x21-\x7e]", "?", name[:MAX_LOGIN_NAME]) or "-"
@@ -65,6 +74,7 @@ class Reason(enum.Enum):
     THROTTLED = "throttled"
     AUTHZID = "authzid"
     MALFORMED = "malformed"
+    BINDING = "binding"
 
 
 class LoginRefused(Exception):
@@ -78,19 +88,25 @@ class AccountStore(Protocol):
 
     async def authenticate(self, address: str, password: str) -> Any | None: ...
 
+    async def scram_keys(self, address: str) -> tuple[Any, scram.ScramKeys] | None: ...
+
 
 class Authenticator:
     def __init__(self, accounts: AccountStore, throttle: LoginThrottle, default_domain: str) -> None:
         self.accounts = accounts
         self.throttle = throttle
         self.default_domain = default_domain
+        self._stand_in_secret = secrets.token_bytes(32)  # see scram.stand_in_keys
 
     def canonical(self, name: str) -> str | None:
         return canonical_account(name, self.default_domain)
 
-    def mechanisms(self) -> list[str]:
-        """SASL mechanisms to offer (only where passwords may be sent: the protocols decide that)."""
-        return list(PASSWORD_MECHANISMS)
+    def mechanisms(self, binding: bool = False) -> list[str]:
+        """SASL mechanisms to offer, strongest first (only where the protocol allows logging in:
+        the protocols decide that). `binding`: the connection has a TLS channel binding, so
+        SCRAM-SHA-256-PLUS can be offered."""
+        plus = [scram.MECHANISM + "-PLUS"] if binding else []
+        return [*plus, scram.MECHANISM, *PASSWORD_MECHANISMS]
 
     async def password(
         self, protocol: str, ip: str, name: str, password: str, *, mechanism: str = "USER", authzid: str = ""
@@ -119,12 +135,22 @@ class Authenticator:
         self.log_success(protocol, ip, account.address, mechanism)
         return account
 
-    async def sasl(self, protocol: str, ip: str, mechanism: str, initial: bytes | None, challenge: Challenge):
+    async def sasl(
+        self,
+        protocol: str,
+        ip: str,
+        mechanism: str,
+        initial: bytes | None,
+        challenge: Challenge,
+        binding: scram.ChannelBinding | None = None,
+    ):
         """Run one SASL exchange (RFC 4422) of `mechanism` (upper case, one of `mechanisms()`).
 
-        `initial` is the decoded initial response (b"" for "=", None when absent). Returns the
-        account; raises LoginRefused, or SaslError for a malformed exchange (logged and refused the
-        same way as a wrong password by the caller's reply)."""
+        `initial` is the decoded initial response (b"" for "=", None when absent); `binding` the
+        connection's TLS channel binding, if any. Returns the account; raises LoginRefused, or
+        SaslError for an exchange that cannot be decoded (also logged as a failure)."""
+        if mechanism in scram.MECHANISMS:
+            return await self._scram(protocol, ip, mechanism, initial, challenge, binding)
         try:
             if mechanism == "PLAIN":
                 response = initial if initial is not None else await challenge(b"")
@@ -141,6 +167,50 @@ class Authenticator:
             self.log_failure(protocol, ip, "-", mechanism, Reason.MALFORMED)
             raise
         return await self.password(protocol, ip, name, password, mechanism=mechanism, authzid=authzid)
+
+    async def _scram(self, protocol, ip, mechanism, initial, challenge, binding):
+        """SCRAM-SHA-256(-PLUS), RFC 5802 / RFC 7677: the password never crosses the wire; the
+        stored keys (auth/scram.py) check the client's proof, and the client checks ours."""
+        try:
+            first = scram.read_client_first(initial if initial is not None else await challenge(b""))
+        except scram.ScramFailed as failed:
+            self.log_failure(protocol, ip, "-", mechanism, Reason.MALFORMED)
+            raise SaslError(str(failed)) from None
+        account_name = self.canonical(first.username)
+        shown = account_name or loggable(first.username)
+        if first.authzid and self.canonical(first.authzid) != account_name:
+            self.log_failure(protocol, ip, shown, mechanism, Reason.AUTHZID)
+            raise LoginRefused(Reason.AUTHZID)
+        try:
+            attempt = await self.throttle.begin(client_key(ip), account_name)
+        except Throttled:
+            self.log_failure(protocol, ip, shown, mechanism, Reason.THROTTLED)
+            raise LoginRefused(Reason.THROTTLED) from None
+        account = None
+        reason = Reason.PASSWORD
+        try:
+            found = await self.accounts.scram_keys(account_name) if account_name else None
+            keys = found[1] if found else scram.stand_in_keys(shown, self._stand_in_secret)
+            server = scram.ScramServer(mechanism, keys, binding)
+            client_final = await challenge(server.server_first(first))
+            server_final = server.server_final(client_final)
+            if found is not None:
+                # RFC 4954 / 5034 / 9051: the server's signature goes out as one more challenge,
+                # answered by an empty response.
+                if await challenge(server_final) != b"":
+                    raise scram.ScramFailed("malformed", "non-empty response to the server signature")
+                account = found[0]
+        except scram.ScramFailed as failed:
+            reason = {"binding": Reason.BINDING, "malformed": Reason.MALFORMED}.get(
+                failed.reason, Reason.PASSWORD
+            )
+        finally:
+            await self.throttle.finish(attempt, account is not None)
+        if account is None:
+            self.log_failure(protocol, ip, shown, mechanism, reason)
+            raise LoginRefused(reason)
+        self.log_success(protocol, ip, account.address, mechanism)
+        return account
 
     # -- the log line ----------------------------------------------------------------------------
 

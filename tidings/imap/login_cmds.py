@@ -48,7 +48,8 @@ async def login(session, cmd: c.Login) -> None:
 @command("AUTHENTICATE", NOT_AUTHENTICATED)
 async def authenticate(session, cmd: c.Authenticate) -> None:
     """RFC 9051 6.2.2 with SASL-IR (RFC 4959); the exchange itself is auth.login's."""
-    if cmd.mechanism not in session.app.authenticator.mechanisms():
+    binding = session.channel_binding()
+    if cmd.mechanism not in session.app.authenticator.mechanisms(binding is not None):
         raise No(f"Unsupported authentication mechanism {cmd.mechanism}", "CANNOT")
     if session.login_disabled:
         raise No("Authenticate after STARTTLS", "PRIVACYREQUIRED")
@@ -68,7 +69,7 @@ async def authenticate(session, cmd: c.Authenticate) -> None:
 
     try:
         account = await session.app.authenticator.sasl(
-            "imap", session.conn.peer_ip, cmd.mechanism, cmd.initial_response, challenge
+            "imap", session.conn.peer_ip, cmd.mechanism, cmd.initial_response, challenge, binding
         )
     except SaslError as exc:
         raise Bad(f"Malformed {cmd.mechanism} response: {exc}") from None

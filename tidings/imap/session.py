@@ -34,6 +34,7 @@ import logging
 import ssl
 from collections import deque
 
+from tidings.auth.login import tls_binding
 from tidings.imap import commands as c
 from tidings.imap import mutf7, wire
 from tidings.imap.connection import FLUSH_THRESHOLD, Connection
@@ -43,6 +44,7 @@ from tidings.imap.parser import ContinuationNeeded, ImapParser, ParseError, RawL
 from tidings.imap.selected import SelectedMailbox
 from tidings.imap.states import ANSWERED, COMMANDS, Bad, CommandFailed, No, State
 from tidings.net.listener import Slot
+from tidings.net.tls import server_end_point
 from tidings.notify import Waiter
 from tidings.store import NotFound, OverQuota, StoreError
 
@@ -200,6 +202,12 @@ class ImapSession:
     def append_limit(self) -> int:
         return min(self.config.limits.imap_literal, self.config.limits.message_size)
 
+    def channel_binding(self):
+        """This connection's TLS channel binding for SCRAM-SHA-256-PLUS (None without TLS)."""
+        if not self.conn.tls:
+            return None
+        return tls_binding(server_end_point(self.conn.writer.get_extra_info("ssl_object")))
+
     def capabilities(self) -> list[str]:
         caps = list(_BASE_CAPABILITIES)
         if self.state is State.NOT_AUTHENTICATED:
@@ -210,7 +218,8 @@ class ImapSession:
             if self.login_disabled:
                 caps.append("LOGINDISABLED")
             else:
-                caps.extend(f"AUTH={mechanism}" for mechanism in self.app.authenticator.mechanisms())
+                mechanisms = self.app.authenticator.mechanisms(self.channel_binding() is not None)
+                caps.extend(f"AUTH={mechanism}" for mechanism in mechanisms)
         else:
             caps.insert(2, "LITERAL+")
             caps.extend(_AUTHENTICATED_CAPABILITIES)

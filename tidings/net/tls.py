@@ -25,6 +25,7 @@ import logging
 import os
 import ssl
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,13 +52,43 @@ RENEW_BEFORE = datetime.timedelta(days=30)
 CHECK_INTERVAL = 1.0  # seconds between looks at the certificate files
 
 
+# Each server context's tls-server-end-point channel binding (RFC 5929 section 4), for SCRAM-PLUS.
+_END_POINTS: weakref.WeakKeyDictionary[ssl.SSLContext, bytes] = weakref.WeakKeyDictionary()
+
+
+def end_point_binding(cert_der: bytes) -> bytes:
+    """RFC 5929 section 4.1: the certificate's hash, with its signature's hash function (SHA-256
+    in place of MD5 and SHA-1, and when the function is not a plain hash, e.g. Ed25519)."""
+    cert = x509.load_der_x509_certificate(cert_der)
+    algorithm = cert.signature_hash_algorithm
+    if algorithm is None or algorithm.name in ("md5", "sha1"):
+        algorithm = hashes.SHA256()
+    digest = hashes.Hash(algorithm)
+    digest.update(cert_der)
+    return digest.finalize()
+
+
+def server_end_point(ssl_object) -> bytes | None:
+    """The tls-server-end-point channel binding of one server-side TLS connection (None when the
+    context is not one of ours). Python's ssl module has no TLS exporter, so tls-exporter (RFC 9266)
+    cannot be offered; this binding ties a SCRAM login to our certificate instead."""
+    if ssl_object is None:
+        return None
+    return _END_POINTS.get(ssl_object.context)
+
+
 def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     """A server context with our policy (see the module docstring) and this certificate."""
+    cert_pem = Path(cert_path).read_bytes()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(TLS12_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_CIPHER_SERVER_PREFERENCE
     context.load_cert_chain(str(cert_path), str(key_path))
+    # The first certificate in the file is the one served (the rest is its chain).
+    _END_POINTS[context] = end_point_binding(
+        x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
+    )
     return context
 
 

@@ -28,9 +28,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from enum import Enum
 
-from tidings.auth.login import LoginRefused, Reason
+from tidings.auth.login import LoginRefused, Reason, tls_binding
 from tidings.auth.sasl import SaslError, b64decode_strict
 from tidings.net.listener import Slot
+from tidings.net.tls import server_end_point
 from tidings.notify import Waiter
 from tidings.pop3 import parser as p
 from tidings.pop3.errors import Refused
@@ -173,6 +174,10 @@ class Session:
         """RFC 2595 section 2.1: no clear-text passwords over an unprotected connection by default."""
         return self.stream.tls_active or self.config.auth.allow_plaintext
 
+    def channel_binding(self):
+        """This connection's TLS channel binding for SCRAM-SHA-256-PLUS (None without TLS)."""
+        return tls_binding(server_end_point(self.stream.writer.get_extra_info("ssl_object")))
+
     def _require_login_allowed(self) -> None:
         if not self.login_allowed:
             raise Refused("log in after STLS: plaintext authentication is disabled", "AUTH")
@@ -227,7 +232,8 @@ async def capa(session: Session, cmd: p.Capa) -> None:
             lines.append("STLS")
         if session.login_allowed:
             lines.append("USER")
-            lines.append("SASL " + " ".join(session.app.authenticator.mechanisms()))
+            mechanisms = session.app.authenticator.mechanisms(session.channel_binding() is not None)
+            lines.append("SASL " + " ".join(mechanisms))
     lines.append(f"IMPLEMENTATION {IMPLEMENTATION}")
     session.reply(True, "capability list follows")
     session.stream.write(multiline_lines(lines))
@@ -280,10 +286,12 @@ async def auth(session: Session, cmd: p.Auth) -> None:
         if not session.login_allowed:
             raise Refused("log in after STLS: plaintext authentication is disabled", "AUTH")
         session.reply(True, "supported mechanisms follow")
-        session.stream.write(multiline_lines(session.app.authenticator.mechanisms()))
+        binding = session.channel_binding() is not None
+        session.stream.write(multiline_lines(session.app.authenticator.mechanisms(binding)))
         return
     session._require_login_allowed()
-    if cmd.mechanism not in session.app.authenticator.mechanisms():
+    binding = session.channel_binding()
+    if cmd.mechanism not in session.app.authenticator.mechanisms(binding is not None):
         raise Refused(f"unsupported SASL mechanism {cmd.mechanism}")
     initial = None
     if cmd.initial_response is not None:
@@ -305,7 +313,9 @@ async def auth(session: Session, cmd: p.Auth) -> None:
 
     try:
         authenticator = session.app.authenticator
-        await session.log_in(authenticator.sasl("pop3", session.peer, cmd.mechanism, initial, challenge))
+        await session.log_in(
+            authenticator.sasl("pop3", session.peer, cmd.mechanism, initial, challenge, binding)
+        )
     except SaslError as error:
         raise Refused(f"bad {cmd.mechanism} response: {error}") from None
 

@@ -34,13 +34,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 
-from tidings.auth.login import LoginRefused, Reason
+from tidings.auth.login import LoginRefused, Reason, tls_binding
 from tidings.auth.sasl import SaslError, b64decode_strict
 from tidings.mail.address import BadAddress, parse_address
 from tidings.mail.authorship import header_problem
 from tidings.mail.headers import HeaderBlock, parse_header_block
 from tidings.mail.hops import MAX_HOPS, hops_in
 from tidings.mail.imapurl import BadUrl, parse_imap_url
+from tidings.net.tls import server_end_point
 from tidings.smtp import headers as hdr
 from tidings.smtp.connection import TOO_BIG, Connection, ConnectionClosed
 from tidings.smtp.parser import (
@@ -286,6 +287,12 @@ class Session:
 
     # -- greeting and extensions -------------------------------------------------------------
 
+    def channel_binding(self):
+        """This connection's TLS channel binding for SCRAM-SHA-256-PLUS (None without TLS)."""
+        if not self.conn.tls_active:
+            return None
+        return tls_binding(server_end_point(self.conn.transport.get_extra_info("ssl_object")))
+
     def auth_available(self) -> bool:
         return self.conn.tls_active or self.app.config.auth.allow_plaintext
 
@@ -303,7 +310,8 @@ class Session:
         if not self.conn.tls_active:
             keywords.append("STARTTLS")  # RFC 3207
         if self.auth_available() and not self.authenticated:
-            keywords.append("AUTH " + " ".join(self.app.authenticator.mechanisms()))  # RFC 4954
+            mechanisms = self.app.authenticator.mechanisms(self.channel_binding() is not None)
+            keywords.append("AUTH " + " ".join(mechanisms))  # RFC 4954
         if self.mode.submission:
             keywords.append("BURL imap")  # RFC 4468: URLAUTH-authorised IMAP URLs of this server
             until = datetime.fromtimestamp(time.time() + MAX_HOLD_SECONDS, UTC)
@@ -354,12 +362,13 @@ class Session:
         if not self.auth_available():
             raise Refused(538, "5.7.11", "Encryption required for requested authentication mechanism")
         authenticator = self.app.authenticator
-        if cmd.mechanism not in authenticator.mechanisms():
+        binding = self.channel_binding()
+        if cmd.mechanism not in authenticator.mechanisms(binding is not None):
             raise Refused(504, "5.5.4", f"Unrecognized authentication mechanism {cmd.mechanism}")
         try:
             initial = None if cmd.initial is None else b64decode_strict(cmd.initial)
             ip = self.conn.peer_ip
-            account = await authenticator.sasl("smtp", ip, cmd.mechanism, initial, self.challenge)
+            account = await authenticator.sasl("smtp", ip, cmd.mechanism, initial, self.challenge, binding)
         except SaslError as exc:
             raise Refused(501, "5.5.2", f"Malformed authentication data: {exc}", bad=True) from None
         except LoginRefused as refused:
