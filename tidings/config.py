@@ -63,6 +63,7 @@ Example file (every key optional)::
     max_failures_per_account = 10
     failure_window = 300
     allow_plaintext = false      # AUTH/LOGIN before TLS
+    scram_plus = false           # offer SCRAM-SHA-256-PLUS (tls-server-end-point) over TLS
 
     [srs]                        # Sender Rewriting Scheme for forwarded mail (aliases, catch-alls)
     domain = ""                  # envelope domain of rewritten senders; default: default_domain
@@ -198,6 +199,9 @@ class AuthSettings:
     max_failures_per_account: int = 10
     failure_window: float = 300.0
     allow_plaintext: bool = False
+    # Offer SCRAM-SHA-256-PLUS over TLS (tls-server-end-point binding). Off by default: GNU SASL
+    # clients (mutt's SMTP) pick -PLUS, insist on tls-exporter over TLS 1.3 and do not fall back.
+    scram_plus: bool = False
 
 
 @dataclass
@@ -392,8 +396,8 @@ def _from_dict(raw: dict, base: Path) -> Config:
             auth.failure_window = parse_duration(value)
         elif key in ("max_failures_per_ip", "max_failures_per_account"):
             setattr(auth, key, int(value))
-        elif key == "allow_plaintext":
-            auth.allow_plaintext = bool(value)
+        elif key in ("allow_plaintext", "scram_plus"):
+            setattr(auth, key, bool(value))
         else:
             raise ConfigError(f"unknown key auth.{key}")
     kwargs["auth"] = auth

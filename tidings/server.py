@@ -114,7 +114,7 @@ class Server:
             config.auth.max_failures_per_account,
             config.auth.failure_window,
         )
-        authenticator = Authenticator(store.accounts, throttle, config.default_domain)
+        authenticator = Authenticator(store.accounts, throttle, config.default_domain, config.auth.scram_plus)
         srs = SenderRewriter(
             load_srs_secret(config), config.srs.domain or config.default_domain, config.srs.max_age
         )

@@ -129,7 +129,8 @@ def scram_login(
 
 @pytest.fixture
 def running(make_server):
-    server = make_server(auth=AuthSettings(max_failures_per_ip=1000, max_failures_per_account=1000))
+    auth = AuthSettings(max_failures_per_ip=1000, max_failures_per_account=1000, scram_plus=True)
+    server = make_server(auth=auth)
     server.add_user(ALICE, PASSWORD)
     return server
 
@@ -142,6 +143,17 @@ def failures(running, key=ALICE) -> int:
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_scram_and_scram_plus_are_offered_over_tls_beside_plain_and_login(running, protocol):
     assert advertised(running, protocol) == [PLUS, SCRAM, "PLAIN", "LOGIN"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_without_scram_plus_configured_plus_is_not_offered_and_a_binding_client_logs_in(
+    make_server, protocol
+):
+    """GNU SASL (mutt's SMTP) would pick -PLUS and then demand tls-exporter: off by default."""
+    running = make_server()
+    running.add_user(ALICE, PASSWORD)
+    assert advertised(running, protocol) == [SCRAM, "PLAIN", "LOGIN"]
+    assert scram_login(running, protocol, "alice", PASSWORD, SCRAM, binding="tls") == "ok"  # flag "y"
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -167,7 +179,9 @@ def test_a_client_that_could_bind_but_was_not_offered_plus_is_refused(running, p
 
 
 def test_scram_is_throttled_like_every_other_login(make_server):
-    running = make_server(auth=AuthSettings(max_failures_per_ip=1000, max_failures_per_account=2))
+    running = make_server(
+        auth=AuthSettings(max_failures_per_ip=1000, max_failures_per_account=2, scram_plus=True)
+    )
     running.add_user(ALICE, PASSWORD)
     assert scram_login(running, "imap", "alice", "wrong password") == "failed"
     assert imap_login(running.ports, "ALICE", "wrong password") == "failed"

@@ -92,8 +92,11 @@ class AccountStore(Protocol):
 
 
 class Authenticator:
-    def __init__(self, accounts: AccountStore, throttle: LoginThrottle, default_domain: str) -> None:
+    def __init__(
+        self, accounts: AccountStore, throttle: LoginThrottle, default_domain: str, offer_plus: bool = False
+    ) -> None:
         self.accounts = accounts
+        self.offer_plus = offer_plus  # auth.scram_plus
         self.throttle = throttle
         self.default_domain = default_domain
         self._stand_in_secret = secrets.token_bytes(32)  # see scram.stand_in_keys
@@ -105,7 +108,7 @@ class Authenticator:
         """SASL mechanisms to offer, strongest first (only where the protocol allows logging in:
         the protocols decide that). `binding`: the connection has a TLS channel binding, so
         SCRAM-SHA-256-PLUS can be offered."""
-        plus = [scram.MECHANISM + "-PLUS"] if binding else []
+        plus = [scram.MECHANISM + "-PLUS"] if binding and self.offer_plus else []
         return [*plus, scram.MECHANISM, *PASSWORD_MECHANISMS]
 
     async def password(
@@ -150,6 +153,8 @@ class Authenticator:
         connection's TLS channel binding, if any. Returns the account; raises LoginRefused, or
         SaslError for an exchange that cannot be decoded (also logged as a failure)."""
         if mechanism in scram.MECHANISMS:
+            # Without -PLUS on offer, a client that could bind rightly says "y": no binding then.
+            binding = binding if self.offer_plus else None
             return await self._scram(protocol, ip, mechanism, initial, challenge, binding)
         try:
             if mechanism == "PLAIN":

@@ -12,6 +12,7 @@ cheaper than argon2), so the database and its backups need the same care as the 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -49,8 +50,7 @@ def derive_keys(password: str, iterations: int = ITERATIONS) -> ScramKeys | None
 #
 # The exchange (RFC 5802 section 5): client-first (gs2 header, n=user, r=nonce), server-first (r=,
 # s=salt, i=iterations), client-final (c=channel binding, r=, p=proof), server-final (v=signature).
-# scramp checks the proof and the channel binding; we read the user name first, because the keys
-# come from the store (an await) and scramp asks for them synchronously.
+# scramp derives the keys (above) and is the tests' client; the server side is here (see ScramServer).
 
 MECHANISMS = (MECHANISM, MECHANISM + "-PLUS")
 # RFC 5929 section 4: the hash of the server's certificate. The TLS 1.3 "tls-exporter" binding
@@ -118,47 +118,82 @@ def stand_in_keys(name: str, secret: bytes) -> ScramKeys:
 class ScramServer:
     """One SCRAM-SHA-256 or SCRAM-SHA-256-PLUS exchange once the user's keys are known.
 
-    `binding` is the connection's channel binding (None without TLS). It is given to the server
-    for both mechanisms: with plain SCRAM-SHA-256 a client saying "y" (it could bind but thinks we
-    cannot) is then refused, as RFC 5802 section 6 asks, since that means someone took -PLUS out
-    of our mechanism list."""
+    The checks are ours (a few HMACs, RFC 5802 section 3): scramp refuses a client-first message
+    with an authorization identity, which Cyrus SASL clients (mbsync, mutt) always send; whether
+    that identity is acceptable is decided before, by the login rule.
+
+    `binding` is the connection's channel binding (None without TLS). A client saying "y" (it could
+    bind but thinks we cannot) is refused when we could, as RFC 5802 section 6 asks: someone took
+    -PLUS out of our mechanism list."""
 
     def __init__(self, mechanism: str, keys: ScramKeys, binding: ChannelBinding | None) -> None:
         if mechanism not in MECHANISMS:
             raise ScramFailed("malformed", f"unsupported mechanism {mechanism}")
-        if mechanism.endswith("-PLUS") and binding is None:
+        self.plus = mechanism.endswith("-PLUS")
+        if self.plus and binding is None:
             raise ScramFailed("binding", "channel binding needs TLS")
-        cb = (binding.name, binding.data) if binding is not None else None
-        auth_info = (keys.salt, keys.stored_key, keys.server_key, keys.iterations)
-        self._server = ScramMechanism(mechanism).make_server(lambda _user: auth_info, channel_binding=cb)
-        self.mechanism = mechanism
+        self.keys = keys
+        self.binding = binding
+        self._expected_c = b""
+        self._bare = ""
+        self._server_first = ""
+        self._nonce = ""
 
     def server_first(self, client_first: ClientFirst) -> bytes:
-        if self.mechanism.endswith("-PLUS") and client_first.flag != "p":
+        cb_data = b""
+        if client_first.flag == "p":
+            if not self.plus or self.binding is None or client_first.binding != self.binding.name:
+                raise ScramFailed("binding", f"channel binding {client_first.binding!r} is not ours")
+            cb_data = self.binding.data
+        elif self.plus:
             raise ScramFailed("binding", "SCRAM-SHA-256-PLUS without channel binding")
-        try:
-            self._server.set_client_first(client_first.text)
-            return self._server.get_server_first().encode()
-        except ScramException as error:
-            raise ScramFailed(_reason(error), str(error)) from None
+        elif client_first.flag == "y" and self.binding is not None:
+            raise ScramFailed("binding", "client could bind, but -PLUS was not offered to it")
+        gs2_end = _nth_comma(client_first.text, 2)
+        gs2_header, self._bare = client_first.text[: gs2_end + 1], client_first.text[gs2_end + 1 :]
+        attributes = self._bare.split(",")
+        if attributes[0].startswith("m="):
+            raise ScramFailed("malformed", "mandatory extension not supported")
+        client_nonce = attributes[1][2:]
+        if not client_nonce or not client_nonce.isprintable():
+            raise ScramFailed("malformed", "bad client nonce")
+        self._expected_c = gs2_header.encode() + cb_data
+        self._nonce = client_nonce + base64.b64encode(secrets.token_bytes(18)).decode()
+        salt = base64.b64encode(self.keys.salt).decode()
+        self._server_first = f"r={self._nonce},s={salt},i={self.keys.iterations}"
+        return self._server_first.encode()
 
     def server_final(self, client_final: bytes) -> bytes:
         try:
-            self._server.set_client_final(client_final.decode("utf-8"))
-            return self._server.get_server_final().encode()
+            text = client_final.decode("utf-8")
         except UnicodeDecodeError:
             raise ScramFailed("malformed", "client-final-message is not UTF-8") from None
-        except ScramException as error:
-            raise ScramFailed(_reason(error), str(error)) from None
+        without_proof, separator, proof_text = text.rpartition(",p=")
+        attributes = without_proof.split(",")
+        if not separator or len(attributes) < 2 or not attributes[0].startswith("c="):
+            raise ScramFailed("malformed", "bad client-final-message")
+        if not attributes[1].startswith("r=") or attributes[1][2:] != self._nonce:
+            raise ScramFailed("malformed", "the nonce is not this exchange's")
+        try:
+            channel = base64.b64decode(attributes[0][2:], validate=True)
+            proof = base64.b64decode(proof_text, validate=True)
+        except ValueError:
+            raise ScramFailed("malformed", "bad base64 in client-final-message") from None
+        if not hmac.compare_digest(channel, self._expected_c):
+            raise ScramFailed("binding", "channel binding does not match this connection")
+        auth_message = f"{self._bare},{self._server_first},{without_proof}".encode()
+        signature = hmac.new(self.keys.stored_key, auth_message, hashlib.sha256).digest()
+        if len(proof) != len(signature):
+            raise ScramFailed("malformed", "bad proof length")
+        client_key = bytes(a ^ b for a, b in zip(proof, signature, strict=True))
+        if not hmac.compare_digest(hashlib.sha256(client_key).digest(), self.keys.stored_key):
+            raise ScramFailed("password", "wrong proof")
+        server_signature = hmac.new(self.keys.server_key, auth_message, hashlib.sha256).digest()
+        return b"v=" + base64.b64encode(server_signature)
 
 
-def _reason(error: ScramException) -> str:
-    server_error = getattr(error, "server_error", None)
-    if server_error is None:
-        return "malformed"
-    value = server_error.value
-    if value == "invalid-proof":
-        return "password"
-    if "binding" in value:
-        return "binding"
-    return "malformed"
+def _nth_comma(text: str, n: int) -> int:
+    index = -1
+    for _ in range(n):
+        index = text.index(",", index + 1)
+    return index
