@@ -72,7 +72,7 @@ def test_every_configuration_key_is_documented(key):
 
 
 @pytest.mark.parametrize(
-    "topic", ["ports", "configuration", "tls certificates", "systemd", "backups", "upgrading"]
+    "topic", ["ports", "configuration", "tls certificates", "systemd", "fail2ban", "backups", "upgrading"]
 )
 def test_admin_guide_covers(topic):
     headings = [line.lower() for line in ADMIN.read_text().splitlines() if line.startswith("#")]
