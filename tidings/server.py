@@ -28,6 +28,7 @@ from tidings.auth.throttle import LoginThrottle
 from tidings.config import Config
 from tidings.mail.srs import SenderRewriter
 from tidings.net.tls import ServerTls
+from tidings.offload import share_the_gil_promptly
 from tidings.queue.worker import QueueWorker
 from tidings.store import AlreadyExists, Store, StoreError
 from tidings.store.account_events import watch_account_events
@@ -95,6 +96,7 @@ class Server:
 
     async def start(self) -> App:
         config = self.config
+        share_the_gil_promptly()
         store = Store.open(config)
         try:
             check_durable_commits(store, config)

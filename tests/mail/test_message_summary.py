@@ -239,3 +239,23 @@ def test_attachment_detection_ignores_plain_alternatives():
     )
     assert analyse(forwarded_first).has_attachments
     assert not analyse(crlf("Content-Type: message/rfc822\n\nSubject: s\n\nx\n")).has_attachments
+
+
+def test_big_parts_scanned_a_piece_at_a_time_give_the_same_summary(monkeypatch):
+    """Delimiters and lines are looked for a SCAN_PIECE at a time (so a worker thread analysing
+    a 50 MB message lets the event loop have the GIL in between); where the pieces are cut must
+    not change a thing, delimiters split between two pieces included."""
+    from tidings.mail import bodystructure, mime
+
+    nested = crlf(
+        "Content-Type: multipart/mixed; boundary=outer\n\n"
+        "--outer\nContent-Type: text/plain\n\nline one\n--outerX is not a delimiter\n--outer \n"
+        "Content-Type: multipart/alternative; boundary=inner\n\n--inner\n\nshort\n--inner--\n"
+        "--outer\nContent-Type: message/rfc822\n\nSubject: inside\n\nbody\n--outer--\nepilogue\n"
+    )
+    samples = [RFC3501_MIXED_MESSAGE, RFC3501_SECTIONS_MESSAGE, ALTERNATIVE_MESSAGE, nested]
+    expected = [analyse(raw).to_json() for raw in samples]
+    for piece in (1, 2, 3, 5, 8, 13):
+        monkeypatch.setattr(mime, "SCAN_PIECE", piece)
+        monkeypatch.setattr(bodystructure, "SCAN_PIECE", piece)
+        assert [analyse(raw).to_json() for raw in samples] == expected, piece

@@ -61,3 +61,27 @@ def test_sort_date_falls_back_to_internal_date():
     internal = datetime(2000, 1, 1, tzinfo=UTC)
     assert sort_key(summary, "DATE", internal) == internal
     assert sort_key(summary, "FROM") == "" and sort_key(summary, "DISPLAYTO") == ""
+
+
+def test_body_search_piece_by_piece_finds_words_cut_between_pieces(monkeypatch):
+    """Text parts are decoded and searched a CHUNK at a time (so a worker thread searching 50 MB
+    lets the event loop have the GIL in between): a word, an =XX escape, a base64 quantum or a
+    multi-byte character cut between two pieces must still be found."""
+    import base64
+
+    from tidings.mail import search_text
+
+    text = "Grüße aus Köln, ÇA VA très bien; the needle is here.\r\n" * 3
+    qp = text.replace("ü", "=C3=BC").replace("ß", "=C3=9F").replace("ö", "=C3=B6").replace("Ç", "=C3=87")
+    qp = qp.replace("è", "=C3=A8").replace("needle", "nee=\r\ndle")  # a soft line break in the word
+    b64 = base64.b64encode(text.encode()).decode()
+    b64 = "\r\n".join(b64[i : i + 7] for i in range(0, len(b64), 7))  # lines of odd lengths
+    head = "Subject: pieces\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: "
+    messages = [f"{head}quoted-printable\r\n\r\n{qp}".encode(), f"{head}base64\r\n\r\n{b64}\r\n".encode()]
+    needles = ["grüsse aus köln", "ça va très", "the needle is here", "needle is here.\r\ngrüße"]
+    for raw in messages:
+        summary = analyse(raw)
+        for chunk in (1, 2, 3, 5, 64, 1 << 20):
+            monkeypatch.setattr(search_text, "CHUNK", chunk)
+            assert all(body_contains(raw, summary, needle) for needle in needles), (chunk, raw[:80])
+            assert not body_contains(raw, summary, "needle is there"), chunk

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -184,3 +185,29 @@ def test_bdat_chunks_are_exact_and_refused_chunks_are_skipped():
     buf.feed(b"deQUIT\r\n")
     assert buf.skip_chunk(5) is True
     assert buf.take_line() == b"QUIT"
+
+
+def _whole_body_reading(wire: bytes) -> bytes:
+    """DATA as RFC 5321 describes it, in one piece: unstuff every line, then bare LF -> CRLF."""
+    body = wire[1:] if wire.startswith(b".") else wire
+    body = body.replace(b"\r\n.", b"\r\n")
+    return re.sub(rb"(?<!\r)\n", b"\r\n", body)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_big_data_body_finished_piece_by_piece_reads_as_if_whole(monkeypatch, seed):
+    import random
+
+    from tidings.smtp import reader
+
+    monkeypatch.setattr(reader, "PIECE", 7)  # many pieces, cut at every awkward place
+    rng = random.Random(seed)
+    wire = b"".join(rng.choice([b".", b"\r\n", b"\n", b"\r", b"x", b"..", b"\r\n."]) for _ in range(300))
+    wire += b"\r\n"
+    while b"\r\n.\r\n" in b"\r\n" + wire:  # stuffed, as a client sends it: no early end
+        wire = (b"\r\n" + wire).replace(b"\r\n.\r\n", b"\r\n..\r\n")[2:]
+    buffer = InputBuffer(1000)
+    buffer.feed(wire + b".\r\nQUIT\r\n")
+    taken = buffer.take_wire_data(10_000)
+    assert reader.finish_data(*taken, 10_000) == _whole_body_reading(wire)
+    assert buffer.take_line() == b"QUIT"  # what followed the body stays for the session

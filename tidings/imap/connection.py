@@ -16,7 +16,9 @@ change what bytes on the socket mean:
   to the transport and waits while the client is not reading, so a client that asks for a lot and
   never reads holds a fixed amount of our memory, not the whole answer; otherwise it yields to
   the other sessions every YIELD_INTERVAL.  A client that takes nothing for DRAIN_TIMEOUT (the
-  autologout time) is disconnected.
+  autologout time) is disconnected.  Big pieces (a 50 MB literal) are kept as they are, not
+  copied into the buffer, and go out in slices of `SLICE` bytes with a yield to the loop after
+  each, so that compressing or copying them never holds up other sessions for long.
 
 Never parses IMAP and never touches the store.
 """
@@ -32,6 +34,7 @@ MAX_INFLATE = 256 * 1024  # decompressed bytes handed up per read
 FLUSH_THRESHOLD = 256 * 1024  # a handler producing more than this flushes early
 YIELD_INTERVAL = 0.005  # seconds of work after which a long answer lets other sessions run
 DRAIN_TIMEOUT = 30 * 60.0  # seconds a client may leave our output unread (RFC 9051 5.4 autologout)
+SLICE = 256 * 1024  # written pieces at least this big are kept whole and sent slice by slice
 
 
 class Connection:
@@ -39,6 +42,8 @@ class Connection:
         "reader",
         "writer",
         "_out",
+        "_big",
+        "_big_size",
         "_inflate",
         "_deflate",
         "_tail",
@@ -60,6 +65,8 @@ class Connection:
         self.peer_ip = peer[0] if isinstance(peer, tuple) and peer else "unknown"
         self.closed = False
         self._last_yield = 0.0
+        self._big: list[bytes | memoryview] = []  # output before `_out`: big pieces, buffers between
+        self._big_size = 0
 
     @property
     def compressed(self) -> bool:
@@ -89,35 +96,57 @@ class Connection:
     # ------------------------------------------------------------------ writing
 
     def write(self, data: bytes | memoryview) -> None:
-        self._out += data
+        if len(data) < SLICE:
+            self._out += data
+            return
+        if self._out:
+            self._big.append(bytes(self._out))
+            self._out.clear()
+        self._big.append(data)
+        self._big_size += len(data)
 
     @property
     def pending_output(self) -> int:
-        return len(self._out)
+        return len(self._out) + self._big_size
 
     async def flush(self) -> None:
         """Send everything written so far, waiting only if the client is not keeping up."""
-        if not self._out or self.closed:
+        if self.closed or not (self._out or self._big):
             self._out.clear()
+            self._big.clear()
+            self._big_size = 0
             return
-        data = bytes(self._out)
-        self._out.clear()
-        if self._deflate is not None:
-            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        pieces = self._big
+        if self._out:
+            pieces.append(bytes(self._out))
+            self._out.clear()
+        self._big, self._big_size = [], 0
         try:
-            self.writer.write(data)
-            async with asyncio.timeout(DRAIN_TIMEOUT):
-                await self.writer.drain()
+            if len(pieces) == 1 and len(pieces[0]) < SLICE:
+                await self._send(pieces[0])  # the usual case: one small batch, one system call
+                return
+            for piece in pieces:
+                view = memoryview(piece)
+                for start in range(0, len(view), SLICE):
+                    await self._send(view[start : start + SLICE])
+                    await asyncio.sleep(0)  # let other sessions run between slices
         except (ConnectionError, RuntimeError):
             self.closed = True
         except TimeoutError:
             self.closed = True  # it has read nothing for the autologout time: it is gone
             self.writer.transport.abort()
 
+    async def _send(self, data: bytes | memoryview) -> None:
+        if self._deflate is not None:
+            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        self.writer.write(data)
+        async with asyncio.timeout(DRAIN_TIMEOUT):
+            await self.writer.drain()
+
     async def pace(self) -> None:
         """Between the pieces of a long answer: send what is buffered once it is large, waiting
         while the client is not reading it; and let the other sessions run now and then."""
-        if len(self._out) > FLUSH_THRESHOLD:
+        if self.pending_output > FLUSH_THRESHOLD:
             await self.flush()
         loop = asyncio.get_running_loop()
         if loop.time() - self._last_yield >= YIELD_INTERVAL:
@@ -150,6 +179,8 @@ class Connection:
         if self.closed:
             return
         self._out.clear()
+        self._big.clear()
+        self._big_size = 0
         self.closed = True
         data = last_words
         if self._deflate is not None:

@@ -47,6 +47,7 @@ from tidings.imap.states import No
 from tidings.imap.wire import encode_list, encode_value, format_internaldate, quote
 from tidings.mail.message import MessageSummary
 from tidings.mail.sections import decode_section_binary, extract_section
+from tidings.offload import is_heavy, offload
 from tidings.store.mailboxes import format_flags
 
 BATCH = 200
@@ -147,7 +148,11 @@ async def fetch_responses(
             if context.ref.uid in flags_changed:
                 message_items = _with_changed_flags(requested, condstore)
             thread = thread_ids.get(context.ref.message_id) if thread_ids else None
-            yield _response(context, message_items, summary, raw, utf8, thread)
+            if raw is not None and is_heavy(len(raw)):
+                # Cutting sections out of (and decoding) a big message is heavy work.
+                yield await offload(_response, context, message_items, summary, raw, utf8, thread)
+            else:
+                yield _response(context, message_items, summary, raw, utf8, thread)
     if vanished:
         raise No("Some of the requested messages no longer exist", code="EXPUNGEISSUED")
 

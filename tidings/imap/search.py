@@ -43,6 +43,7 @@ from tidings.imap.states import No
 from tidings.imap.wire import quote
 from tidings.mail.message import MessageSummary
 from tidings.mail.search_text import address_list_contains, body_contains, header_contains, text_contains
+from tidings.offload import is_heavy, offload
 
 SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
 BATCH = 200
@@ -196,9 +197,15 @@ async def evaluate_search(
             await pace()
 
     for candidate in still_undecided:
-        candidate.raw = await loader.blob(candidate.context.ref)
-        if candidate.raw is not None and _evaluate(criteria, candidate, scope):
-            matched.add(candidate.context.seq)
+        candidate.raw = raw = await loader.blob(candidate.context.ref)
+        if raw is not None:
+            # Decoding and searching a big message's text is heavy work (tidings/offload.py).
+            if is_heavy(len(raw)):
+                verdict = await offload(_evaluate, criteria, candidate, scope)
+            else:
+                verdict = _evaluate(criteria, candidate, scope)
+            if verdict:
+                matched.add(candidate.context.seq)
         candidate.raw = None  # keep at most one message's bytes alive
         await pace()
 

@@ -25,7 +25,7 @@ here polls.  Never does I/O itself: the session passes store results in and writ
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
 from tidings.imap.search_context import SearchContexts
@@ -161,22 +161,24 @@ class SelectedMailbox:
             ):
                 return []
             raise Bad("Invalid message sequence number: the mailbox is empty")
+        # Each span is cut out with a slice and paired with its numbers by zip, at C speed: a
+        # loop in Python over 100,000 messages took the event loop for hundreds of milliseconds.
+        out: list[tuple[int, MessageRef]] = []
         if uid:
             saved = self.saved_uids if sequence_set.includes_saved else None
-            out: list[tuple[int, MessageRef]] = []
             for low, high in sequence_set.resolve(refs[-1].uid, saved):
                 start = bisect_left(refs, low, key=_uid_key)
-                for index in range(start, len(refs)):
-                    if refs[index].uid > high:
-                        break
-                    out.append((index + 1, refs[index]))
+                stop = bisect_right(refs, high, lo=start, key=_uid_key)
+                out += zip(range(start + 1, stop + 1), refs[start:stop], strict=True)
             return out
         if sequence_set.mentions_beyond(len(refs)):
             raise Bad(f"Invalid message sequence number (the mailbox has {len(refs)} messages)")
         saved_seqs = None
         if sequence_set.includes_saved:
             saved_seqs = [i + 1 for i in (self.index_of(u) for u in self.saved_uids) if i is not None]
-        return [(n, refs[n - 1]) for n in sequence_set.iter_numbers(len(refs), saved_seqs)]
+        for low, high in sequence_set.resolve(len(refs), saved_seqs):
+            out += zip(range(low, high + 1), refs[low - 1 : high], strict=True)
+        return out
 
     # ------------------------------------------------------------------ updates
 

@@ -175,8 +175,7 @@ def _decode_word_payload(encoding: str, payload: str) -> bytes:
     return _QP_HEX.sub(lambda m: bytes([int(m.group(1), 16)]), data)
 
 
-def decode_charset(data: bytes, charset: str | None) -> str:
-    """Bytes in a declared charset to text; unknown charsets fall back to UTF-8, never raise."""
+def _charset_name(charset: str | None) -> str:
     name = (charset or "utf-8").strip().strip('"').lower() or "utf-8"
     if name in ("us-ascii", "ascii", "unknown-8bit", "x-unknown"):
         name = "utf-8"  # 8-bit bytes under a wrong label are most often UTF-8
@@ -184,10 +183,35 @@ def decode_charset(data: bytes, charset: str | None) -> str:
         codecs.lookup(name)
     except (LookupError, ValueError):
         name = "utf-8"
+    return name
+
+
+def decode_charset(data: bytes, charset: str | None) -> str:
+    """Bytes in a declared charset to text; unknown charsets fall back to UTF-8, never raise."""
+    name = _charset_name(charset)
     try:
         return data.decode(name, "replace")
     except Exception:  # some codecs raise odd errors on malformed input
         return data.decode("utf-8", "replace")
+
+
+def incremental_charset_decoder(charset: str | None):
+    """`decode(data, final) -> str` for text arriving in pieces, with the same reading of
+    `charset` as `decode_charset`; multi-byte characters split between pieces survive."""
+    name = _charset_name(charset)
+    try:
+        decoder = codecs.getincrementaldecoder(name)("replace")
+    except (LookupError, ValueError, TypeError):
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    fallback = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def decode(data: bytes, final: bool) -> str:
+        try:
+            return decoder.decode(data, final)
+        except Exception:  # some codecs raise odd errors on malformed input
+            return fallback.decode(data, final)
+
+    return decode
 
 
 def decode_rfc2047(text: str) -> str:
@@ -225,9 +249,17 @@ def decoded_field(raw: bytes, f: HeaderField) -> str:
     return decode_rfc2047(field_text(raw, f))
 
 
+_BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def strip_base64_junk(data: bytes) -> bytes:
+    """Only the base64 alphabet: line breaks, padding and stray characters go."""
+    return _BASE64_JUNK.sub(b"", data)
+
+
 def decode_base64_lenient(data: bytes) -> bytes:
     """Base64 decoding that skips junk characters and repairs missing padding."""
-    clean = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+    clean = strip_base64_junk(data)
     clean = clean[: len(clean) - len(clean) % 4] if len(clean) % 4 == 1 else clean
     clean += b"=" * (-len(clean) % 4)
     try:

@@ -19,6 +19,10 @@ from tidings.mail.headers import HeaderBlock, param_value, parse_content_type, p
 
 MAX_DEPTH = 100
 MAX_PARTS = 5000
+# Delimiter lines are looked for a megabyte at a time: one regular-expression scan over a 30 MB
+# attachment would hold the GIL for all of it, and big messages are analysed in a worker thread
+# precisely so that the event loop's thread can have the GIL in between (tidings/offload.py).
+SCAN_PIECE = 1024 * 1024
 
 # RFC 2045 section 6.1; anything else is "unknown" and cannot be decoded for BINARY[].
 IDENTITY_ENCODINGS = ("7bit", "8bit", "binary")
@@ -166,7 +170,7 @@ def _split_multipart(
         if not delimiter(start, match.end(), match.group(1) is not None):
             return ranges
         position = match.end()
-    for match in later_line.finditer(raw, position, end):
+    for match in _matches_after_newline(later_line, b"\n--" + boundary_bytes, raw, position, end):
         if not delimiter(match.start(), match.end(), match.group(1) is not None):
             return ranges
     if part_start is not None and budget.parts_left - len(ranges) > 0:
@@ -174,6 +178,25 @@ def _split_multipart(
     elif part_start is not None:
         budget.truncated = True
     return ranges
+
+
+def _matches_after_newline(pattern: re.Pattern[bytes], prefix: bytes, raw: bytes, start: int, end: int):
+    """The same matches as `pattern.finditer(raw, start, end)`, for a pattern whose every match
+    begins with the literal `prefix`: candidates are found with `bytes.find` a `SCAN_PIECE` at a
+    time, then matched where they stand."""
+    position = start
+    while position < end:
+        window_end = min(end, position + SCAN_PIECE + len(prefix))
+        found = raw.find(prefix, position, window_end)
+        if found < 0:
+            position = window_end - len(prefix) + 1 if window_end < end else end
+            continue
+        match = pattern.match(raw, found, end)
+        if match is None:
+            position = found + 1
+            continue
+        yield match
+        position = max(match.end(), found + 1)
 
 
 def iter_parts(part: MimePart):

@@ -13,12 +13,21 @@ from __future__ import annotations
 
 from tidings.mail.address_list import address_search_texts
 from tidings.mail.envelope import Envelope, envelope_addresses
-from tidings.mail.headers import decode_charset, decoded_field, parse_header_block
-from tidings.mail.message import MessageSummary
-from tidings.mail.sections import decode_transfer_encoding
+from tidings.mail.headers import (
+    decode_base64_lenient,
+    decode_quoted_printable,
+    decoded_field,
+    incremental_charset_decoder,
+    parse_header_block,
+    strip_base64_junk,
+)
+from tidings.mail.message import MessageSummary, PartInfo
 
 # Decoded text beyond this many octets per part is not searched (bounded work per message).
 MAX_SEARCH_PART = 32 * 1024 * 1024
+# Encoded octets decoded and searched at a time: a few milliseconds of C calls each, after
+# which a thread doing this work lets the event loop's thread have the GIL (see tidings/offload.py).
+CHUNK = 1024 * 1024
 
 
 def _fold(text: str) -> str:
@@ -51,23 +60,65 @@ def address_list_contains(envelope: Envelope, header_name: str, needle: str) -> 
     return any(wanted in _fold(text) for text in address_search_texts(addresses))
 
 
-def body_texts(raw: bytes, summary: MessageSummary):
-    """Decoded text of each text/* leaf part, in section order."""
-    for info in summary.parts.values():
-        if not info.content_type.startswith("text/"):
-            continue
-        data = decode_transfer_encoding(raw[info.body_start : info.end][:MAX_SEARCH_PART], info.encoding)
-        if data is None:
-            data = raw[info.body_start : info.end][:MAX_SEARCH_PART]
-        yield decode_charset(data, info.charset)
-
-
 def body_contains(raw: bytes, summary: MessageSummary, needle: str) -> bool:
-    """SEARCH BODY: some decoded text part contains `needle`, case-insensitively."""
+    """SEARCH BODY: some decoded text part contains `needle`, case-insensitively.
+
+    Each part is decoded, case-folded and searched piece by piece (about `CHUNK` encoded octets
+    at a time, with an overlap of the needle's length), never as one string: one C call over
+    tens of megabytes would hold the GIL, and so the event loop, for the whole of it."""
     wanted = _fold(needle)
     if not wanted:
         return True
-    return any(wanted in _fold(text) for text in body_texts(raw, summary))
+    for info in summary.parts.values():
+        if info.content_type.startswith("text/") and _pieces_contain(_text_pieces(raw, info), wanted):
+            return True
+    return False
+
+
+def _pieces_contain(pieces, wanted: str) -> bool:
+    keep = len(wanted) - 1
+    tail = ""
+    for piece in pieces:
+        folded = tail + _fold(piece)
+        if wanted in folded:
+            return True
+        tail = folded[-keep:] if keep else ""
+    return False
+
+
+def _text_pieces(raw: bytes, info: PartInfo):
+    """The part's text, transfer- and charset-decoded, in pieces (see `body_contains`)."""
+    end = min(info.end, info.body_start + MAX_SEARCH_PART)
+    encoding = info.encoding.lower()
+    decoder = incremental_charset_decoder(info.charset)
+    base64_rest = b""
+    for start, stop in _line_pieces(raw, info.body_start, end):
+        data = raw[start:stop]
+        if encoding == "quoted-printable":
+            data = decode_quoted_printable(data)  # whole lines: the same as decoding at once
+        elif encoding == "base64":
+            clean = base64_rest + strip_base64_junk(data)
+            usable = len(clean) - len(clean) % 4
+            data, base64_rest = decode_base64_lenient(clean[:usable]), clean[usable:]
+        yield decoder(data, False)
+    if base64_rest:
+        yield decoder(decode_base64_lenient(base64_rest), False)
+    yield decoder(b"", True)
+
+
+def _line_pieces(raw: bytes, start: int, end: int):
+    """(start, stop) ranges of at least `CHUNK` octets covering raw[start:end], each ending after
+    a line break (quoted-printable decodes line by line; a part without line breaks is one
+    piece)."""
+    while start < end:
+        stop = start + CHUNK
+        if stop >= end:
+            stop = end
+        else:
+            newline = raw.find(b"\n", stop - 1, end)
+            stop = newline + 1 if newline >= 0 else end
+        yield start, stop
+        start = stop
 
 
 def text_contains(raw: bytes, summary: MessageSummary, needle: str) -> bool:

@@ -22,7 +22,8 @@ import logging
 import ssl
 
 from tidings.net.listener import Slot
-from tidings.smtp.reader import TOO_BIG, InputBuffer, _TooBig
+from tidings.offload import run_sized
+from tidings.smtp.reader import TOO_BIG, InputBuffer, _TooBig, finish_data
 
 log = logging.getLogger(__name__)
 
@@ -195,9 +196,13 @@ class Connection(asyncio.Protocol):
         self._expect_bulk = True
         try:
             while True:
-                body = self.buffer.take_data(max_size)
-                if body is not None:
-                    return body
+                wire = self.buffer.take_wire_data(max_size)
+                if wire is TOO_BIG:
+                    return wire
+                if wire is not None:
+                    buffer, start, end = wire
+                    # Unstuffing 50 MB is heavy work: off the loop (tidings/offload.py).
+                    return await run_sized(end - start, finish_data, buffer, start, end, max_size)
                 await self._wait_for_input()
         finally:
             self._expect_bulk = False

@@ -37,20 +37,40 @@ _TERMINATOR = b"\r\n.\r\n"
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
-def unstuff(body: bytes) -> bytes:
-    """RFC 5321 section 4.5.2: remove the leading dot of every line that starts with one."""
-    if body.startswith(b"."):
-        body = body[1:]
-    if b"\r\n." in body:
-        body = body.replace(b"\r\n.", b"\r\n")
-    return body
-
-
 def canonical_line_endings(body: bytes) -> bytes:
     """Bare LF -> CRLF (cheap check first: almost every message is already canonical)."""
     if body.count(b"\n") == body.count(b"\r\n"):
         return body
     return _BARE_LF.sub(b"\r\n", body)
+
+
+# A DATA body at least this big is handed over without a copy and finished piece by piece.
+PIECE = 1024 * 1024
+
+
+def finish_data(wire: bytes | bytearray, start: int, end: int, max_size: int) -> bytes | _TooBig:
+    """The message in wire[start:end] (a DATA body with the CRLF before its terminating dot):
+    dot-unstuffed, with canonical line endings, or TOO_BIG.
+
+    Done a `PIECE` at a time, each piece cut just before a CRLF so that no CRLF "." and no CRLF is
+    split between two pieces: the result is the same as for the whole body at once, and no single
+    C call runs over tens of megabytes (in a worker thread, that would still hold the GIL)."""
+    pieces = []
+    pos = start
+    while pos < end:
+        stop = end if end - pos <= PIECE else wire.find(b"\r\n", pos + PIECE, end)
+        stop = end if stop < 0 else stop
+        piece = bytes(wire[pos:stop])
+        if pos == start and piece.startswith(b"."):
+            piece = piece[1:]
+        if b"\r\n." in piece:
+            piece = piece.replace(b"\r\n.", b"\r\n")
+        pieces.append(canonical_line_endings(piece))
+        pos = stop
+    body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    if len(body) > max_size:
+        return TOO_BIG
+    return body
 
 
 class InputBuffer:
@@ -128,6 +148,15 @@ class InputBuffer:
 
     def take_data(self, max_size: int) -> bytes | _TooBig | None:
         """The DATA body (dot-unstuffed, canonical CRLF), TOO_BIG, or None if not complete yet."""
+        wire = self.take_wire_data(max_size)
+        if wire is None or wire is TOO_BIG:
+            return wire
+        return finish_data(*wire, max_size)
+
+    def take_wire_data(self, max_size: int) -> tuple[bytes | bytearray, int, int] | _TooBig | None:
+        """Like `take_data`, but the body as it came over the wire: `(buffer, start, end)` to be
+        given to `finish_data` (which a connection may run in a thread for a big body). The buffer
+        then belongs to the caller: a big body is handed over without being copied."""
         buf, pos = self._buf, self._pos
         if self._search_from < 0:  # first call for this body
             self._search_from = pos
@@ -136,7 +165,7 @@ class InputBuffer:
             # The CRLF ending the DATA command line counts as the terminator's first CRLF.
             self._search_from = -1
             self._consume_to(pos + 3)
-            return b""
+            return b"", 0, 0
         found = buf.find(_TERMINATOR, max(self._search_from, pos))
         if found < 0:
             keep_from = max(pos, len(buf) - len(_TERMINATOR) + 1)
@@ -152,12 +181,15 @@ class InputBuffer:
             self._discarding = False
             self._consume_to(found + len(_TERMINATOR))
             return TOO_BIG
+        if found + 2 - pos >= PIECE:
+            # A big body keeps this buffer; what follows the terminator (pipelined commands)
+            # moves to a new one. Copying 50 MB here would hold up every session on the loop.
+            self._buf = bytearray(buf[found + len(_TERMINATOR) :])
+            self._pos = 0
+            return buf, pos, found + 2
         body = bytes(buf[pos : found + 2])
         self._consume_to(found + len(_TERMINATOR))
-        body = canonical_line_endings(unstuff(body))
-        if len(body) > max_size:
-            return TOO_BIG
-        return body
+        return body, 0, len(body)
 
     # -- BDAT --------------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from tidings.mail.headers import HeaderBlock, parse_header_block
 from tidings.mail.hops import MAX_HOPS, hops_in
 from tidings.mail.imapurl import BadUrl, parse_imap_url
 from tidings.net.tls import server_end_point
+from tidings.offload import run_sized
 from tidings.smtp import headers as hdr
 from tidings.smtp.connection import TOO_BIG, Connection, ConnectionClosed
 from tidings.smtp.parser import (
@@ -562,8 +563,10 @@ class Session:
             tls_info=self.conn.tls_info,
         )
         envelope = self.envelope(tx, release_at)
+        # Joining the trace field to 50 MB is a copy the loop should not wait for.
+        raw = await run_sized(len(body), bytes.__add__, received, body)
         try:
-            result = await self.app.store.delivery.accept(envelope, received + body)
+            result = await self.app.store.delivery.accept(envelope, raw)
         except Exception:
             log.exception("smtp %s: storing message %s failed", self.conn.peer_ip, transaction_id)
             raise Refused(451, "4.3.0", "Temporary local problem, please try again later") from None
@@ -572,7 +575,7 @@ class Session:
             # Nobody got it (a recipient with room, or one waiting in the queue, would have): refuse
             # now, so the sending MTA keeps the message or reports to its own user, and no bounce of
             # ours goes to a possibly forged reverse-path.
-            code, status, text = await quota_refusal(self.app.store, result.over_quota, len(received + body))
+            code, status, text = await quota_refusal(self.app.store, result.over_quota, len(raw))
             raise Refused(code, status, text)
         self.send(250, "2.0.0", f"OK queued as {transaction_id}")
 

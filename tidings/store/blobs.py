@@ -144,11 +144,18 @@ class BlobStore:
         return len(data) <= self.inline_limit
 
     async def prepare(self, data: bytes) -> str:
-        """Hash `data`; a large body is written to its durable file now. Then call `insert_rows`."""
+        """Hash `data`; a large body is written to its durable file now. Then call `insert_rows`.
+
+        A large body is hashed in the file thread too: hashing 50 MB takes over 100 ms, and
+        hashlib releases the GIL, so the loop keeps serving everyone else meanwhile."""
+        if self.is_inline(data):
+            return self.hash_of(data)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._hash_and_put, data)
+
+    def _hash_and_put(self, data: bytes) -> str:
         digest = self.hash_of(data)
-        if not self.is_inline(data):
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._pool, self.files.put, digest, data)
+        self.files.put(digest, data)
         return digest
 
     def insert_rows(self, tx: Tx, items: list[tuple[str, bytes]]) -> None:
@@ -168,17 +175,27 @@ class BlobStore:
         return digest
 
     async def get(self, digest: str) -> bytes:
-        """The body, from the database or its file, in one worker-thread round trip."""
-        return await self.db.read(self._read_body, digest)
+        """The body, from the database (small ones), else from its file, read in a file thread:
+        reading tens of megabytes must not hold up the loop."""
+        data = await self.db.read(self._read_inline, digest)
+        if data is None:
+            loop = asyncio.get_running_loop()
+            data = await loop.run_in_executor(self._pool, self.files.get, digest)
+        if data is None:
+            raise NotFound(f"message body {digest} is missing")
+        return data
 
     def get_sync(self, digest: str) -> bytes:
         return self.db.read_sync(self._read_body, digest)
 
-    def _read_body(self, tx: Tx, digest: str) -> bytes:
+    def _read_inline(self, tx: Tx, digest: str) -> bytes | None:
         row = tx.conn.execute(_SELECT_BODY, {"hash": digest}).first()
-        if row is not None:
-            return bytes(row.data)
-        data = self.files.get(digest)
+        return None if row is None else bytes(row.data)
+
+    def _read_body(self, tx: Tx, digest: str) -> bytes:
+        data = self._read_inline(tx, digest)
+        if data is None:
+            data = self.files.get(digest)
         if data is None:
             raise NotFound(f"message body {digest} is missing")
         return data

@@ -132,6 +132,12 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._run_read, fn, args)
 
+    async def read_in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """`read` for a large result (a big mailbox's snapshot): always in a worker thread, so
+        the loop serves other sessions while the rows are stepped and turned into objects."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run_read, fn, args)
+
     def _run_read(self, fn: Callable[..., T], args: tuple) -> T:
         with self.read_engine.connect() as conn:
             with conn.begin():

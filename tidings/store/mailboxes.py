@@ -26,6 +26,7 @@ from sqlalchemy import bindparam, delete, exists, func, insert, literal, select,
 
 from tidings.mail.message import MessageSummary
 from tidings.notify import CHANNEL, Change, Hub
+from tidings.offload import HEAVY_ROWS, Pacer, is_heavy, offload
 from tidings.store import schema as s
 from tidings.store.blobs import BlobStore
 from tidings.store.cache import LruCache
@@ -585,18 +586,26 @@ class Mailboxes:
         and a client re-selecting a large mailbox costs one row read instead of one per message.
         """
 
-        def op(tx: Tx):
+        def op(tx: Tx, build: bool = True):
             box = _owned_mailbox(tx, account_id, mailbox_id)
             # object_id is random per mailbox creation: a reused row id never hits an old entry.
             key = (box.object_id, box.highestmodseq)
             with self._snapshot_lock:
                 refs = self._snapshot_cache.get(key)
             if refs is None:
+                if not build:
+                    return box.uidnext - 1  # at least as many as the mailbox holds
                 refs = tuple(_ref(r) for r in tx.conn.execute(_REFS, {"mailbox": mailbox_id}))
                 with self._snapshot_lock:
                     self._snapshot_cache.put(key, refs)
             return _mailbox(box), list(refs)
 
+        found = await self.db.read(op, False)
+        if not isinstance(found, int):
+            return found
+        if found >= HEAVY_ROWS:
+            # Turning 100,000 rows into refs takes the best part of a second: not on the loop.
+            return await self.db.read_in_thread(op)
         return await self.db.read(op)
 
     async def claim_recent(self, account_id: int, mailbox_id: int, up_to_uid: int) -> int:
@@ -877,12 +886,20 @@ class Mailboxes:
         from tidings.mail.ingest import prepare
 
         prepared = {}
+        pacer = Pacer()
         for message_id, blob_hash in messages:
             try:
                 raw = await self.blobs.get(blob_hash)
             except NotFound:
                 continue
-            prepared[message_id] = message = prepare(raw, blob_hash)
+            # A big message is analysed in the heavy-work pool; small ones here, with a yield
+            # between them so a batch of hundreds is not one long step of the loop.
+            if is_heavy(len(raw)):
+                message = await offload(prepare, raw, blob_hash)
+            else:
+                message = prepare(raw, blob_hash)
+                await pacer.tick()
+            prepared[message_id] = message
             self._summary_cache.put(blob_hash, message.summary)
 
         def op(tx: Tx) -> None:

@@ -1,0 +1,79 @@
+"""Running CPU-heavy work off the event loop — and only heavy work.
+
+One event loop serves every session of every protocol, so a single step that runs for half a second
+(analysing a 50 MB message, decoding and searching its text, hashing it, turning 100,000 rows into
+a mailbox snapshot) stalls every other client for that long. Work that grows with a message's or a
+mailbox's size goes to a small pool of threads when it is big (`is_heavy`); small work stays on the
+loop, where it is cheaper than the thread hop (tens of microseconds, which the benchmarks measure).
+
+Threads are enough, with one rule for callers. The work either releases the GIL (hashlib, file
+reads, SQLite stepping rows) or is Python code, which the interpreter interrupts every
+`sys.getswitchinterval()` (5 ms) so the loop's thread gets its turn. A single C call over a whole
+big body (`str.casefold` of 20 MB, one regular-expression scan, one decode) holds the GIL from start
+to end, though, so heavy functions cut such calls into pieces of a megabyte or so
+(mail/search_text.py searches a megabyte at a time). Nothing that touches the loop's objects may
+run in the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Above this many bytes (or items, for row lists), work is worth a thread hop.
+HEAVY_BYTES = 256 * 1024
+HEAVY_ROWS = 5_000
+WORKERS = 2  # the machines we run on have few cores; more threads would only queue on the GIL
+
+# How long a thread may keep the GIL while another waits for it (CPython's default is 5 ms). A
+# request and its reply need the GIL several times on the loop's thread, and with heavy work in a
+# thread each of those waits up to this long: measured on a SEARCH over big messages, 90-170 ms of
+# loop lag at 5 ms, 20-35 ms at 1 ms. With no heavy thread running nobody waits, so it costs nothing.
+SWITCH_INTERVAL = 0.001
+
+_pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="heavy")
+
+
+def share_the_gil_promptly() -> None:
+    """Called once by the server at start (the setting is the whole process's)."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+def is_heavy(size: int) -> bool:
+    return size >= HEAVY_BYTES
+
+
+async def offload(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in the heavy-work pool; the caller waits, the loop does not."""
+    return await asyncio.get_running_loop().run_in_executor(_pool, fn, *args)
+
+
+async def run_sized(size: int, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on the loop when `size` (bytes) is small, in the pool when it is heavy."""
+    if is_heavy(size):
+        return await offload(fn, *args)
+    return fn(*args)
+
+
+class Pacer:
+    """For long loops that must stay on the loop (each step small, but 100,000 of them): `await
+    pacer.tick()` after each step yields to the other tasks once `budget` seconds have passed
+    since the last yield, and costs a clock read otherwise."""
+
+    __slots__ = ("budget", "_since")
+
+    def __init__(self, budget: float = 0.005) -> None:
+        self.budget = budget
+        self._since = time.perf_counter()
+
+    async def tick(self) -> None:
+        now = time.perf_counter()
+        if now - self._since >= self.budget:
+            await asyncio.sleep(0)
+            self._since = time.perf_counter()
