@@ -219,7 +219,7 @@ async def _dispatch(args, config: Config, store: Store) -> int:
 
 
 async def _status(config: Config, store: Store) -> None:
-    from tidings.server import status_path
+    from tidings.server import STATUS_INTERVAL, status_path
 
     domains, users, aliases = await store.accounts.count()
     queue_length = await store.queue.count()
@@ -239,6 +239,12 @@ async def _status(config: Config, store: Store) -> None:
             for host, port in addresses:
                 state = "open" if _port_open(host, port) else "NOT ANSWERING"
                 print(f"  {name:<12} {host}:{port}  {state}  ({sessions.get(name, 0)} session(s))")
+        lag = running.get("loop_lag")
+        if lag:
+            print(
+                f"event loop lag: {lag['recent_max_ms']} ms at most in the last {STATUS_INTERVAL:g} s, "
+                f"{lag['max_ms']} ms since start, {lag['stalls']} stall(s) of 100 ms or more"
+            )
     else:
         print("server: not running")
     print(f"queue: {queue_length} message(s)")

@@ -77,3 +77,43 @@ class Pacer:
         if now - self._since >= self.budget:
             await asyncio.sleep(0)
             self._since = time.perf_counter()
+
+
+class LoopLagMeter:
+    """How late the event loop runs a timer: the admin's view of the same thing tests/load
+    measures from outside. `run()` sleeps `interval` seconds at a time and records how much later
+    than asked it woke up; every session waited that long too. `recent_max` is the worst since the
+    last `take_recent()` (the status file is rewritten every few seconds), `max` the worst since
+    start, `stalls` how many wake-ups were `STALL` or more late."""
+
+    STALL = 0.1
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.recent_max = 0.0
+        self.max = 0.0
+        self.stalls = 0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.interval)
+            self.record(loop.time() - before - self.interval)
+
+    def record(self, late: float) -> None:
+        late = max(0.0, late)
+        self.recent_max = max(self.recent_max, late)
+        self.max = max(self.max, late)
+        if late >= self.STALL:
+            self.stalls += 1
+
+    def take_recent(self) -> dict:
+        """For the status file, in milliseconds; starts a new `recent` window."""
+        report = {
+            "recent_max_ms": round(self.recent_max * 1000, 1),
+            "max_ms": round(self.max * 1000, 1),
+            "stalls": self.stalls,
+        }
+        self.recent_max = 0.0
+        return report

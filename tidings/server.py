@@ -28,7 +28,7 @@ from tidings.auth.throttle import LoginThrottle
 from tidings.config import Config
 from tidings.mail.srs import SenderRewriter
 from tidings.net.tls import ServerTls
-from tidings.offload import share_the_gil_promptly
+from tidings.offload import LoopLagMeter, share_the_gil_promptly
 from tidings.queue.worker import QueueWorker
 from tidings.store import AlreadyExists, Store, StoreError
 from tidings.store.account_events import watch_account_events
@@ -67,6 +67,8 @@ class App:
     sessions: dict[str, int] = field(default_factory=dict)
     # Admission counts per listener name (tidings.net.listener.Gate), shared by all its addresses.
     gates: dict = field(default_factory=dict)
+    # How late the event loop runs (for `tidings status`): every session waits that long too.
+    loop_lag: LoopLagMeter = field(default_factory=LoopLagMeter)
 
     @property
     def hostname(self) -> str:
@@ -152,6 +154,7 @@ class Server:
         self.workers.append(asyncio.create_task(worker.run(), name="queue-worker"))
         self.workers.append(asyncio.create_task(run_indexer(self.app.store), name="indexer"))
         self.workers.append(asyncio.create_task(self._keep_status(), name="status"))
+        self.workers.append(asyncio.create_task(self.app.loop_lag.run(), name="loop-lag"))
         self.workers.append(asyncio.create_task(self._maintain(), name="maintenance"))
         # `tidings user remove|disable` run by another process: its sessions here end too.
         self.workers.append(asyncio.create_task(watch_account_events(self.app.store), name="account-events"))
@@ -193,6 +196,7 @@ class Server:
             "updated_at": time.time(),
             "listeners": self.bound_ports(),
             "sessions": dict(self.app.sessions),
+            "loop_lag": self.app.loop_lag.take_recent(),
         }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))

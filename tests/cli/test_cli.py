@@ -130,6 +130,7 @@ def test_status_shows_a_running_servers_listeners(tidings):
         assert "server: running" in status.stdout
         assert status.stdout.count(" open") == 7
         assert "queue: 0 message(s)" in status.stdout
+        assert "event loop lag: " in status.stdout and " stall(s) of 100 ms or more" in status.stdout
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)

@@ -11,6 +11,7 @@ over large messages.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import time
@@ -245,3 +246,23 @@ def test_body_and_text_search_over_large_messages_does_not_stall_other_sessions(
 
     probes = least_lag(attempt)
     assert lag_ok(probes), probes
+
+
+def test_the_server_reports_how_late_its_event_loop_runs(running):
+    """`tidings status` shows the loop's lag as the server itself measures it (a timer that wakes
+    late): here one callback blocks the loop for 300 ms, and the status file says so."""
+    meter = running.app.loop_lag
+    running.call(_write_status(running))  # a new window for recent_max
+    stalls_before = meter.stalls
+    running.loop.call_soon_threadsafe(time.sleep, 0.3)
+    deadline = time.monotonic() + 10
+    while meter.stalls == stalls_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    running.call(_write_status(running))
+    status = json.loads((running.config.data_dir / "status.json").read_text())["loop_lag"]
+    assert status["stalls"] > stalls_before and 250 <= status["recent_max_ms"] < 5000, status
+    assert status["max_ms"] >= status["recent_max_ms"], status
+
+
+async def _write_status(running) -> None:
+    running.server._write_status()
