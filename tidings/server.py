@@ -28,7 +28,7 @@ from tidings.auth.throttle import LoginThrottle
 from tidings.config import Config
 from tidings.mail.srs import SenderRewriter
 from tidings.net.tls import ServerTls
-from tidings.offload import LoopLagMeter, share_the_gil_promptly
+from tidings.offload import LoopLagMeter, settle_the_heap, share_the_gil_promptly
 from tidings.queue.worker import QueueWorker
 from tidings.store import AlreadyExists, Store, StoreError
 from tidings.store.account_events import watch_account_events
@@ -135,6 +135,7 @@ class Server:
                     log.info("%s listening on %s", name, _bound(server))
         self._start_workers()
         self._write_status()
+        settle_the_heap()
         return self.app
 
     @staticmethod

@@ -4,8 +4,8 @@ Each test runs a real server, starts `NoopRoundTrips` (a second IMAP client timi
 10 ms, before login), does one heavy thing through the wire, and asserts that no NOOP waited more
 than `MAX_LAG` beyond its baseline round trip. The heavy things are the ones that used to run on
 the loop in one piece: a message at the size limit arriving over SMTP (reading, hashing, storing,
-then the indexer's MIME analysis), its first FETCH (analysis on first read), and BODY/TEXT search
-over large messages.
+then the indexer's MIME analysis), its first FETCH (analysis on first read),, BODY/TEXT search
+over large messages, and the first SELECT of a big mailbox.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from tests.support.pressure import NoopRoundTrips
 from tidings.config import AuthSettings
 from tidings.store import schema as s
 from tidings.store.delivery import Envelope
+from tidings.store.mailboxes import insert_into_mailbox
 
 MAX_LAG = 0.1
 ALICE = "alice@example.test"
 PASSWORD = "correct horse 1"
+BIG_MAILBOX = int(os.environ.get("TIDINGS_BIG_MAILBOX", "20000"))
 BIG = 48 * 1024 * 1024  # under limits.message_size (50 MiB) with room for the trace headers
 
 
@@ -242,6 +244,42 @@ def test_body_and_text_search_over_large_messages_does_not_stall_other_sessions(
             body = client.command('SEARCH BODY "needle1"')
             text = client.command('SEARCH TEXT "needle2"')
         assert body[0] == b"* SEARCH 2" and text[0] == b"* SEARCH 3", (body, text)
+        return probe
+
+    probes = least_lag(attempt)
+    assert lag_ok(probes), probes
+
+
+def test_first_select_of_a_big_mailbox_does_not_stall_other_sessions(running):
+    """20,000 messages here; bench/loop_lag.py runs 100,000 (see there for what that shows)."""
+    count = BIG_MAILBOX
+    stored(running, b"From: carol@remote.test\r\nSubject: one of many\r\n\r\nHi.\r\n")
+
+    def fill(tx) -> tuple[int, int]:
+        box = tx.conn.execute(s.mailboxes.select().where(s.mailboxes.c.name == "INBOX")).one()
+        message_id = tx.conn.execute(s.messages.select()).first().id
+        insert_into_mailbox(tx, box.id, [(message_id, 50, "", time.time())] * (count - 1))
+        return box.account_id, box.id
+
+    started = time.monotonic()
+    account_id, mailbox_id = running.call(running.store.db.write(fill), timeout=120)
+    print(f"filled in {time.monotonic() - started:.1f} s")
+
+    keywords = iter(range(10))
+
+    def attempt() -> NoopRoundTrips:
+        # A new modseq: no snapshot of the mailbox is cached, as after a restart.
+        keyword = f"k{next(keywords)}"
+        running.call(running.store.mailboxes.store_flags(account_id, mailbox_id, [1], "add", [keyword]))
+        client = Wire(running.ports["imap"])
+        client.line()
+        with NoopRoundTrips(running.ports["imap"]) as probe:
+            probe.start_load()
+            client.sock.sendall(f'a LOGIN {ALICE} "{PASSWORD}"\r\nb SELECT INBOX\r\n'.encode())
+            replies = client.read_until(b"\r\nb ")
+        client.sock.close()
+        lines = bytes(replies).split(b"\r\n")
+        assert f"* {count} EXISTS".encode() in lines and lines[-1].startswith(b"b OK"), lines[-1]
         return probe
 
     probes = least_lag(attempt)
