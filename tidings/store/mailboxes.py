@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, delete, exists, func, insert, literal, select,
 
 from tidings.mail.message import MessageSummary
 from tidings.notify import CHANNEL, Change, Hub
-from tidings.offload import HEAVY_ROWS, Pacer, is_heavy, offload
+from tidings.offload import HEAVY_ROWS, Pacer, is_heavy, offload, without_cycle_collection
 from tidings.store import schema as s
 from tidings.store.blobs import BlobStore
 from tidings.store.cache import LruCache
@@ -595,7 +595,8 @@ class Mailboxes:
             if refs is None:
                 if not build:
                     return box.uidnext - 1  # at least as many as the mailbox holds
-                refs = tuple(_ref(r) for r in tx.conn.execute(_REFS, {"mailbox": mailbox_id}))
+                with without_cycle_collection():
+                    refs = tuple(_ref(r) for r in tx.conn.execute(_REFS, {"mailbox": mailbox_id}))
                 with self._snapshot_lock:
                     self._snapshot_cache.put(key, refs)
             return _mailbox(box), list(refs)
