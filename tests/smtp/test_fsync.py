@@ -29,7 +29,15 @@ USER = "rcpt@fsync.test"
 LARGE = 600 * 1024  # above the 512 KiB inline limit: the body becomes a file under blobs/
 
 # 1234 1796173166.877547 fsync(3</tmp/x1>) = 0
-TRACE_LINE = re.compile(r"^\d+ (?P<at>\d+\.\d+) (?P<call>fsync|fdatasync)\(\d+<(?P<path>[^>]*)>\) = 0$")
+# or, when another thread makes a call meanwhile, split in two:
+# 1234 1796173166.877547 fsync(3</tmp/x1> <unfinished ...>
+# 1234 1796173166.879012 <... fsync resumed>) = 0
+# (strace pads the thread id: "7605  1796…" with two spaces when it has four digits)
+TRACE_LINE = re.compile(
+    r"^(?P<pid>\d+) +(?P<at>\d+\.\d+) (?:(?P<call>fsync|fdatasync)\(\d+<(?P<path>[^>]*)>"
+    r"(?P<unfinished> <unfinished \.\.\.>$|\) = 0$)"
+    r"|<\.\.\. (?:fsync|fdatasync) resumed>\) = (?P<result>-?\d+))"
+)
 
 
 def tidings(config: Path, *args: str, stdin: str | None = None) -> None:
@@ -101,10 +109,20 @@ def traced_server(tmp_path):
 
 
 def fsyncs(trace: Path) -> list[tuple[float, str]]:
+    """(time the call began, path) of every successful fsync/fdatasync in the trace."""
     found = []
+    started: dict[str, tuple[float, str]] = {}  # thread id -> its unfinished call
     for line in trace.read_text().splitlines():
         match = TRACE_LINE.match(line)
-        if match:
+        if not match:
+            continue
+        if match["result"] is not None:  # the end of a call begun on an earlier line
+            begun = started.pop(match["pid"], None)
+            if begun is not None and match["result"] == "0":
+                found.append(begun)
+        elif match["unfinished"].startswith(" <unfinished"):
+            started[match["pid"]] = (float(match["at"]), match["path"])
+        else:
             found.append((float(match["at"]), match["path"]))
     return found
 
