@@ -116,16 +116,7 @@ class Authenticator:
     ):
         """The account for `name` and `password`, or LoginRefused. `mechanism` is for the log
         line: the SASL mechanism, or the protocol's own command (LOGIN for IMAP, USER for POP3)."""
-        account_name = self.canonical(name)
-        shown = account_name or loggable(name)
-        if authzid and self.canonical(authzid) != account_name:
-            self.log_failure(protocol, ip, shown, mechanism, Reason.AUTHZID)
-            raise LoginRefused(Reason.AUTHZID)
-        try:
-            attempt = await self.throttle.begin(client_key(ip), account_name)
-        except Throttled:
-            self.log_failure(protocol, ip, shown, mechanism, Reason.THROTTLED)
-            raise LoginRefused(Reason.THROTTLED) from None
+        account_name, shown, attempt = await self._begin(protocol, ip, mechanism, name, authzid)
         account = None
         try:
             # An unusable name is still checked (against a dummy hash): same timing as a wrong password.
@@ -173,6 +164,22 @@ class Authenticator:
             raise
         return await self.password(protocol, ip, name, password, mechanism=mechanism, authzid=authzid)
 
+    async def _begin(self, protocol: str, ip: str, mechanism: str, name: str, authzid: str):
+        """What every credential check starts with: the canonical account for `name` (and how the
+        log line shows it), an authorization identity naming that same account, and the attempt
+        reserved with the throttle (finished by the caller). Refusals are logged and raised."""
+        account_name = self.canonical(name)
+        shown = account_name or loggable(name)
+        if authzid and self.canonical(authzid) != account_name:
+            self.log_failure(protocol, ip, shown, mechanism, Reason.AUTHZID)
+            raise LoginRefused(Reason.AUTHZID)
+        try:
+            attempt = await self.throttle.begin(client_key(ip), account_name)
+        except Throttled:
+            self.log_failure(protocol, ip, shown, mechanism, Reason.THROTTLED)
+            raise LoginRefused(Reason.THROTTLED) from None
+        return account_name, shown, attempt
+
     async def _scram(self, protocol, ip, mechanism, initial, challenge, binding):
         """SCRAM-SHA-256(-PLUS), RFC 5802 / RFC 7677: the password never crosses the wire; the
         stored keys (auth/scram.py) check the client's proof, and the client checks ours."""
@@ -181,16 +188,9 @@ class Authenticator:
         except scram.ScramFailed as failed:
             self.log_failure(protocol, ip, "-", mechanism, Reason.MALFORMED)
             raise SaslError(str(failed)) from None
-        account_name = self.canonical(first.username)
-        shown = account_name or loggable(first.username)
-        if first.authzid and self.canonical(first.authzid) != account_name:
-            self.log_failure(protocol, ip, shown, mechanism, Reason.AUTHZID)
-            raise LoginRefused(Reason.AUTHZID)
-        try:
-            attempt = await self.throttle.begin(client_key(ip), account_name)
-        except Throttled:
-            self.log_failure(protocol, ip, shown, mechanism, Reason.THROTTLED)
-            raise LoginRefused(Reason.THROTTLED) from None
+        account_name, shown, attempt = await self._begin(
+            protocol, ip, mechanism, first.username, first.authzid
+        )
         account = None
         reason = Reason.PASSWORD
         try:
