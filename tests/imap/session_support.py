@@ -69,6 +69,13 @@ def quote(text: str) -> str:
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}\r\n$")
 
 
+def ok(raw: RawImap, command: str) -> list[bytes]:
+    """The untagged lines of `command`, which must end in a tagged OK."""
+    lines = raw.command(command)
+    assert b" OK " in lines[-1], lines
+    return lines[:-1]
+
+
 class RawImap:
     """A byte-level IMAP client: send anything, read responses line by line (literals joined)."""
 

@@ -10,19 +10,13 @@ import re
 
 import pytest
 
-from tests.imap.session_support import ALICE, ImapTestServer, RawImap, message
+from tests.imap.session_support import ALICE, ImapTestServer, RawImap, message, ok
 from tidings.config import Limits
 
 
 @pytest.fixture
 def imap(server) -> ImapTestServer:
     return ImapTestServer(server)
-
-
-def ok(raw: RawImap, command: str) -> list[bytes]:
-    lines = raw.command(command)
-    assert b" OK " in lines[-1], lines
-    return lines[:-1]
 
 
 def unsolicited(raw: RawImap, count: int = 1) -> list[bytes]:

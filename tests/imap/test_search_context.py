@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.imap.session_support import ALICE, ImapTestServer, RawImap, message
+from tests.imap.session_support import ALICE, ImapTestServer, RawImap, message, ok
 
 
 @pytest.fixture
 def imap(server) -> ImapTestServer:
     return ImapTestServer(server)
-
-
-def ok(raw: RawImap, command: str) -> list[bytes]:
-    lines = raw.command(command)
-    assert b" OK " in lines[-1], lines
-    return lines[:-1]
 
 
 def with_messages(imap: ImapTestServer, subjects: list[str]) -> RawImap:
