@@ -203,3 +203,32 @@ def test_an_unreadable_summary_is_analysed_again_and_saved(store, run, bob):
     assert summary.subject == "hello"
     assert run(store.mailboxes.summaries_json(bob.id, [ref]))[ref.message_id].startswith("{")
     assert "not json" not in run(store.mailboxes.summaries_json(bob.id, [ref]))[ref.message_id]
+
+
+def test_the_indexer_batch_analyses_inline_big_and_file_bodies_alike(store, run, bob):
+    """index_pending reads small inline bodies with the batch and the others one by one: each
+    message gets its own summary and columns, whichever way its body came."""
+    import os
+
+    from sqlalchemy import select
+
+    from tidings.offload import HEAVY_BYTES
+    from tidings.store import Envelope, schema
+
+    run(store.accounts.set_quota("bob@example.org", None))
+    bodies = {
+        "small": MESSAGE.replace(b"hello", b"small"),
+        # Inline but too big to come with the batch's list.
+        "inline-big": MESSAGE.replace(b"hello", b"inline-big") + b"x" * HEAVY_BYTES + b"\r\n",
+        # Over the inline limit: a file.
+        "file": MESSAGE.replace(b"hello", b"file") + os.urandom(store.blobs.inline_limit) + b"\r\n",
+    }
+    for body in bodies.values():
+        run(store.delivery.accept(Envelope(sender="a@remote.test", local=["bob@example.org"]), body))
+    assert run(store.mailboxes.index_pending(10)) == 3
+    assert run(store.mailboxes.index_pending(10)) == 0
+    rows = store.db.read_sync(
+        lambda tx: tx.conn.execute(select(schema.messages.c.subject, schema.messages.c.summary)).all()
+    )
+    assert sorted(r.subject for r in rows) == sorted(bodies)
+    assert all(r.summary.startswith("{") for r in rows)

@@ -22,11 +22,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, exists, func, insert, literal, select, update
+from sqlalchemy import bindparam, case, delete, exists, func, insert, literal, select, update
 
 from tidings.mail.message import MessageSummary
 from tidings.notify import CHANNEL, Change, Hub
-from tidings.offload import HEAVY_ROWS, Pacer, is_heavy, offload, without_cycle_collection
+from tidings.offload import HEAVY_BYTES, HEAVY_ROWS, Pacer, is_heavy, offload, without_cycle_collection
 from tidings.store import schema as s
 from tidings.store.blobs import BlobStore
 from tidings.store.cache import LruCache
@@ -259,6 +259,32 @@ _SUMMARIES = select(s.messages.c.id, s.messages.c.summary, s.messages.c.blob_has
     .where(_mm.c.message_id == s.messages.c.id, _mb.c.id == _mm.c.mailbox_id)
     .where(_mb.c.account_id == bindparam("account")),
 )
+
+
+# The indexer's batch: messages without a summary, with their body when it is inline and small
+# enough to come along (bigger ones and files are read one by one, in a thread if need be).
+_PENDING_INDEX = (
+    select(
+        s.messages.c.id,
+        s.messages.c.blob_hash,
+        case((func.length(s.blob_data.c.data) < HEAVY_BYTES, s.blob_data.c.data)).label("data"),
+    )
+    .select_from(s.messages.outerjoin(s.blob_data, s.blob_data.c.hash == s.messages.c.blob_hash))
+    .where(s.messages.c.summary.is_(None))
+    .limit(bindparam("limit"))
+)
+_REPLACE_SUMMARY = (
+    update(s.messages)
+    .where(s.messages.c.id == bindparam("message"))
+    .values(
+        summary=bindparam("summary_json"),
+        **{
+            name: bindparam(f"new_{name}")
+            for name in ("subject", "from_addr", "to_addrs", "sent_date", "message_id")
+        },
+    )
+)
+_SAVE_SUMMARY = _REPLACE_SUMMARY.where(s.messages.c.summary.is_(None))
 
 
 # -- row-level helpers used inside transactions (also by delivery and account creation) ---------
@@ -867,32 +893,42 @@ class Mailboxes:
         return out
 
     async def index_pending(self, limit: int = 200) -> int:
-        """Analyse up to `limit` messages stored without a summary (the background indexer)."""
+        """Analyse up to `limit` messages stored without a summary (the background indexer).
+
+        The batch's small bodies come with the list in one read (in a thread: up to `limit`
+        bodies of up to `HEAVY_BYTES`); one read transaction per body cost the indexer as much
+        as the analysis itself."""
 
         def op(tx: Tx) -> list:
-            return tx.conn.execute(
-                select(s.messages.c.id, s.messages.c.blob_hash)
-                .where(s.messages.c.summary.is_(None))
-                .limit(limit)
-            ).all()
+            return tx.conn.execute(_PENDING_INDEX, {"limit": limit}).all()
 
-        rows = await self.db.read(op)
+        rows = await self.db.read_in_thread(op)
         if rows:
-            await self._index([(r.id, r.blob_hash) for r in rows])
+            await self._index([(r.id, r.blob_hash) for r in rows], bodies={r.id: r.data for r in rows})
         return len(rows)
 
-    async def _index(self, messages: list[tuple[int, str]], replace: bool = False) -> dict[int, str]:
+    async def _index(
+        self,
+        messages: list[tuple[int, str]],
+        replace: bool = False,
+        bodies: dict[int, bytes | None] | None = None,
+    ) -> dict[int, str]:
         """Analyse (message id, blob hash) pairs and save their summaries: only where none is stored
-        yet, or over the stored one with `replace` (an unreadable summary)."""
+        yet, or over the stored one with `replace` (an unreadable summary). `bodies` may hold
+        some of the bodies already read, by message id."""
         from tidings.mail.ingest import prepare
 
         prepared = {}
         pacer = Pacer()
         for message_id, blob_hash in messages:
-            try:
-                raw = await self.blobs.get(blob_hash)
-            except NotFound:
-                continue
+            raw = bodies.get(message_id) if bodies else None
+            if raw is None:
+                try:
+                    raw = await self.blobs.get(blob_hash)
+                except NotFound:
+                    continue
+            else:
+                raw = bytes(raw)
             # A big message is analysed in the heavy-work pool; small ones here, with a yield
             # between them so a batch of hundreds is not one long step of the loop.
             if is_heavy(len(raw)):
@@ -904,12 +940,16 @@ class Mailboxes:
             self._summary_cache.put(blob_hash, message.summary)
 
         def op(tx: Tx) -> None:
-            m = s.messages
-            for message_id, message in prepared.items():
-                query = update(m).where(m.c.id == message_id)
-                if not replace:
-                    query = query.where(m.c.summary.is_(None))
-                tx.conn.execute(query.values(summary=message.summary_json, **message.fields))
+            # One statement for the whole batch (executemany), not one per message: this runs
+            # inside the group commit that SMTP acceptances wait on.
+            tx.conn.execute(
+                _REPLACE_SUMMARY if replace else _SAVE_SUMMARY,
+                [
+                    {"message": message_id, "summary_json": message.summary_json}
+                    | {f"new_{name}": value for name, value in message.fields.items()}
+                    for message_id, message in prepared.items()
+                ],
+            )
 
         if prepared:
             await self.db.write(op)
