@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # A response line that ends in a literal announcement `{123}` (or `{123+}` in commands).
@@ -25,6 +27,14 @@ _STREAM_LIMIT = 4 * 1024 * 1024
 
 class ImapError(Exception):
     """A command did not complete with tagged OK, or the server broke the protocol."""
+
+
+class CommandFailed(ImapError):
+    """A command completed with tagged NO or BAD (the `observer`, if any, has seen it already)."""
+
+    def __init__(self, message: str, response: Response) -> None:
+        super().__init__(message)
+        self.response = response
 
 
 @dataclass
@@ -63,6 +73,9 @@ class ImapClient:
         self.exists = 0
         self._tag = 0
         self.greeting = b""
+        # Called after every command with (command name, seconds, response): how the benchmarks
+        # time each IMAP command and count NO/BAD without wrapping every call site.
+        self.observer: Callable[[str, float, Response], None] | None = None
 
     @classmethod
     async def connect(
@@ -121,6 +134,14 @@ class ImapClient:
 
     async def command(self, command: str | bytes, literal: bytes | None = None) -> Response:
         """Send `command` (with one synchronising literal appended if given) and read to its tag."""
+        if self.observer is None:
+            return await self._command(command, literal)
+        began = time.monotonic()
+        response = await self._command(command, literal)
+        self.observer(command_name(command), time.monotonic() - began, response)
+        return response
+
+    async def _command(self, command: str | bytes, literal: bytes | None) -> Response:
         tag = self._next_tag()
         body = command.encode() if isinstance(command, str) else command
         if literal is None:
@@ -144,7 +165,7 @@ class ImapClient:
         response = await self.command(command, literal)
         if not response.ok:
             text = command if isinstance(command, str) else command.decode("ascii", "replace")
-            raise ImapError(f"{text.split()[0:2]} -> {response.status} {response.text[:200]!r}")
+            raise CommandFailed(f"{text.split()[0:2]} -> {response.status} {response.text[:200]!r}", response)
         return response
 
     async def login(self, user: str, password: str) -> None:
@@ -185,6 +206,15 @@ class ImapClient:
     def close(self) -> None:
         with contextlib.suppress(OSError, RuntimeError):
             self.writer.close()
+
+
+def command_name(command: str | bytes) -> str:
+    """FETCH for `FETCH 1:5 ...` and for `UID FETCH ...`: the name the latency tables use."""
+    head = command[:40].decode("ascii", "replace") if isinstance(command, bytes) else command[:40]
+    words = head.upper().split()
+    if not words:
+        return "?"
+    return words[1] if words[0] == "UID" and len(words) > 1 else words[0]
 
 
 def _quote(text: str) -> str:

@@ -11,6 +11,7 @@ Nothing here ever listens anywhere but 127.0.0.1.
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import resource
@@ -276,9 +277,10 @@ class TidingsServer(_Server):
     # `git archive` snapshot, when the shared working tree is in the middle of someone's edit).
     source = Path(os.environ.get("TIDINGS_SRC", REPO))
 
-    def __init__(self, *args, python: str | None = None, **kwargs) -> None:
+    def __init__(self, *args, python: str | None = None, workers: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.python = python or sys.executable
+        self.workers = workers  # `workers = N` in the config; left out (the server's default) if None
         self.config = self.dir / "tidings.toml"
         self.env = dict(os.environ, PYTHONPATH=str(self.source))
 
@@ -295,12 +297,13 @@ class TidingsServer(_Server):
             raise RuntimeError(f"tidings {' '.join(args[:3])} failed: {lines[-1] if lines else '?'}")
 
     def start(self) -> None:
+        workers = f"workers = {self.workers}\n" if self.workers is not None else ""
         self.config.write_text(
             f"""data_dir = "{self.dir}/data"
 hostname = "{DOMAIN}"
 default_domain = "{DOMAIN}"
 allow_root = true
-
+{workers}
 [listen]
 imap = ["{HOST}:{self.port}"]
 
@@ -329,17 +332,47 @@ unauthenticated = 1000000
             )
         wait_for_port(self.port, self.proc, 60, self.log)
 
+    def all_pids(self) -> list[int]:
+        """`tidings serve` and any worker processes it started."""
+        return [self.pid, *children(self.pid)]
+
+    def loop_lag(self) -> tuple[float, float] | None:
+        """(updated_at, worst recent_max_ms) from the server's status.json, or None if it has none.
+
+        The server rewrites the file every few seconds with the worst lag its loop meter saw since
+        the previous write; with several workers every `loop_lag` entry in the file counts."""
+        try:
+            data = json.loads((self.dir / "data" / "status.json").read_text())
+        except (OSError, ValueError):
+            return None
+        found: list[float] = []
+
+        def walk(node) -> None:
+            if isinstance(node, dict):
+                if "recent_max_ms" in node:
+                    found.append(float(node["recent_max_ms"]))
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(data)
+        return (float(data.get("updated_at", 0.0)), max(found)) if found else None
+
     def describe(self) -> str:
         revision = subprocess.run(
             ["git", "-C", str(self.source), "log", "-1", "--format=%h"], capture_output=True, text=True
         ).stdout.strip()
         where = f"{self.source}" + (f" at {revision}" if revision else "")
-        return f"{super().describe()}, code from {where}"
+        workers = f", workers = {self.workers}" if self.workers is not None else ""
+        return f"{super().describe()}, code from {where}{workers}"
 
 
 def server_memory(server) -> tuple[int, int, int]:
-    """(RSS sum, PSS sum, processes) over the server: all Dovecot processes, or the one Tidings process."""
-    pids = server.all_pids() if isinstance(server, DovecotServer) else [server.pid]
+    """(RSS sum, PSS sum, processes) over the server's process tree: all Dovecot processes (the
+    master, its helpers and one `imap` per session), or `tidings serve` and its workers."""
+    pids = server.all_pids()
     rss = pss = 0
     for pid in pids:
         try:
