@@ -392,10 +392,26 @@ unauthenticated = 10000
         return count
 
     def loop_lag(self) -> list[dict]:
-        """The event-loop lag entries of status.json (one per worker process if it lists workers)."""
-        try:
-            status = json.loads((self.data / "status.json").read_text())
-        except (OSError, ValueError):
-            return []
-        entries = [status] + [w for w in status.get("workers", []) if isinstance(w, dict)]
-        return [e["loop_lag"] for e in entries if isinstance(e.get("loop_lag"), dict)]
+        """The event-loop lag entries of the status files: status.json and, with several worker
+        processes, each worker's status-N.json (files of processes no longer running are skipped)."""
+        entries = []
+        for path in sorted(self.data.glob("status*.json")):
+            try:
+                status = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(status.get("loop_lag"), dict) and _alive(status.get("pid", 0)):
+                entries.append(status["loop_lag"])
+        return entries
+
+
+def _alive(pid: int) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
