@@ -65,6 +65,11 @@ Example file (every key optional)::
     allow_plaintext = false      # AUTH/LOGIN before TLS
     scram_plus = false           # offer SCRAM-SHA-256-PLUS (tls-server-end-point) over TLS
 
+    [durability]
+    flags = "lazy"               # flag changes, expunges, \\Recent, subscriptions commit without
+                                 # waiting for fsync (survive kill -9, not a power loss);
+                                 # "strict": fsynced before the reply, like new mail always is
+
     [srs]                        # Sender Rewriting Scheme for forwarded mail (aliases, catch-alls)
     domain = ""                  # envelope domain of rewritten senders; default: default_domain
     secret = ""                  # HMAC key; default: generated once into data_dir/srs-secret.
@@ -205,6 +210,15 @@ class AuthSettings:
 
 
 @dataclass
+class DurabilitySettings:
+    # "lazy": writes that only change mail already stored (flags, keywords, \Recent, expunges,
+    # subscriptions) are answered once committed, before the commit's fsync (Dovecot's default
+    # mail_fsync=optimized does the same); "strict": fsynced before the reply. New mail (SMTP, APPEND,
+    # COPY/MOVE) is fsynced before the reply either way.
+    flags: str = "lazy"
+
+
+@dataclass
 class Config:
     data_dir: Path = Path("tidings-data")
     hostname: str = ""
@@ -218,6 +232,7 @@ class Config:
     queue: QueueSettings = field(default_factory=QueueSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     srs: SrsSettings = field(default_factory=SrsSettings)
+    durability: DurabilitySettings = field(default_factory=DurabilitySettings)
     node_id: str = ""
     # Started as root, `tidings serve` binds its ports and then runs as this user (tidings.privileges).
     user: str = "tidings"
@@ -297,6 +312,7 @@ def _from_dict(raw: dict, base: Path) -> Config:
         "queue",
         "auth",
         "srs",
+        "durability",
         "node_id",
         "user",
         "allow_root",
@@ -410,4 +426,13 @@ def _from_dict(raw: dict, base: Path) -> Config:
         else:
             raise ConfigError(f"unknown key srs.{key}")
     kwargs["srs"] = srs
+    durability = DurabilitySettings()
+    for key, value in raw.get("durability", {}).items():
+        if key == "flags":
+            if value not in ("lazy", "strict"):
+                raise ConfigError('durability.flags must be "lazy" or "strict"')
+            durability.flags = value
+        else:
+            raise ConfigError(f"unknown key durability.{key}")
+    kwargs["durability"] = durability
     return Config(**kwargs)

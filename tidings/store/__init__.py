@@ -48,7 +48,7 @@ class Store:
         """Open (creating and migrating if needed) the store described by `config`."""
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
         migrate(config.database_url)
-        db = Database(config.database_url)
+        db = Database(config.database_url, lazy_writes=config.durability.flags == "lazy")
         return cls(config, db, BlobStore(config.blob_path, db), Hub())
 
     def start_listening(self) -> None:

@@ -6,6 +6,14 @@ PostgreSQL commit) covers many accepted messages. A caller's future resolves onl
 commit, so "250 OK" is said only once the data is durable. If a batch fails, each operation is
 retried alone so one caller's error (a unique-key clash, a quota refusal) never fails another's.
 
+Two durability classes (`durability.flags`): writes that create mail (`write`) are fsynced before
+their caller hears of the commit; writes that only change state of mail already stored (flags,
+expunges, \\Recent, subscriptions: `write_lazy`) may commit without waiting for an fsync, as
+Dovecot's default mail_fsync=optimized does. A lazy commit is in the operating system once it
+returns, so it survives the process being killed; a power loss may lose the last moments of them,
+until the next durable commit or checkpoint (which syncs everything committed before it). A batch
+holding one durable write is committed durably as a whole.
+
 Reads on PostgreSQL run in worker threads (network round trips). Reads on SQLite run on the event
 loop itself: they are local, WAL readers never wait for a lock (checkpoints here are PASSIVE), and
 pysqlite releases the GIL around every row it steps, so reader threads spent their time handing the
@@ -107,8 +115,10 @@ def make_engine(url: str, *, for_writes: bool) -> Engine:
 class Database:
     """Runs store functions `fn(tx, *args)` in worker threads; writes are group-committed."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lazy_writes: bool = True) -> None:
         self.url = normalise_url(url)
+        # False (durability.flags = "strict"): `write_lazy` is `write`, every commit waits for its fsync.
+        self.lazy_writes = lazy_writes
         self.is_postgres = self.url.startswith("postgresql")
         self.write_engine = make_engine(self.url, for_writes=True)
         self.read_engine = make_engine(self.url, for_writes=False)
@@ -162,6 +172,11 @@ class Database:
             loop.run_in_executor(self._writer, self._drain_writes)
         return await future
 
+    async def write_lazy(self, fn: Callable[..., T], *args: Any) -> T:
+        """`write` for a change to mail already stored (flags, expunge, \\Recent, subscriptions):
+        resolves once committed, without waiting for the commit's fsync (see the module docstring)."""
+        return await self.write(_Lazy(fn) if self.lazy_writes else fn, *args)
+
     async def write_batched(self, batch_fn: Callable[[Tx, list], list], item: Any) -> Any:
         """Like `write`, for operations that are much cheaper done many at once (message acceptance).
 
@@ -191,15 +206,31 @@ class Database:
             self._commit_batch(batch, loop)
 
     def _commit_batch(self, batch: list, loop: asyncio.AbstractEventLoop) -> None:
+        durable = not all(isinstance(fn, _Lazy) for fn, _, _ in batch)
         try:
             with self._connect_write() as conn:
+                self._set_synchronous(conn, durable)
                 with conn.begin():
+                    if not durable and self.is_postgres:
+                        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                     results = self._run_ops(conn, batch)
             self.commits += 1
         except Exception:
             results = [self._single(fn, args, future) for fn, args, future in batch]
         self.operations += len(batch)
         loop.call_soon_threadsafe(_resolve_all, results)
+
+    def _set_synchronous(self, conn: Connection, durable: bool) -> None:
+        """SQLite: FULL (the WAL is fsynced at commit) or NORMAL (it is not, in WAL mode) for the
+        next commit on this connection. SQLite refuses the change inside a transaction, so it is
+        made on the driver connection before BEGIN; the level last set is kept with it."""
+        if self.is_postgres:
+            return
+        level = "FULL" if durable else "NORMAL"
+        info = conn.connection.info
+        if info.get("synchronous", "FULL") != level:
+            conn.connection.driver_connection.execute(f"PRAGMA synchronous={level}")
+            info["synchronous"] = level
 
     def _run_ops(self, conn: Connection, batch: list) -> list:
         outcomes: list = [None] * len(batch)
@@ -228,6 +259,7 @@ class Database:
         for attempt in range(5):
             try:
                 with self._connect_write() as conn:
+                    self._set_synchronous(conn, True)  # alone, every write is committed durably
                     with conn.begin():
                         tx = Tx(conn, self.is_postgres)
                         result = fn(tx, *args)
@@ -300,6 +332,16 @@ class Checkpointer:
         self._stop.set()
         self._thread.join(5)
         self.checkpoint()
+
+
+@dataclass(frozen=True)
+class _Lazy:
+    """Marks a pending write that need not wait for an fsync (see `Database.write_lazy`)."""
+
+    fn: Callable[..., Any]
+
+    def __call__(self, tx: Tx, *args: Any) -> Any:
+        return self.fn(tx, *args)
 
 
 @dataclass(frozen=True)

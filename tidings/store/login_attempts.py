@@ -35,10 +35,10 @@ class LoginAttempts:
         sweep = time.monotonic() >= self._next_cleanup
         if sweep:
             self._next_cleanup = time.monotonic() + CLEANUP_INTERVAL
-        return await self.db.write(_reserve, sorted(limits, key=_order), window, now, sweep)
+        return await self.db.write_lazy(_reserve, sorted(limits, key=_order), window, now, sweep)
 
     async def settle(self, limits: list[Limit], failed: bool, window: float, now: float) -> None:
-        await self.db.write(_settle, sorted(limits, key=_order), failed, window, now)
+        await self.db.write_lazy(_settle, sorted(limits, key=_order), failed, window, now)
 
     async def failures(self, kind: str, key: str, window: float) -> int:
         """The failures counted now for one key (for `tidings status`-like tools and tests)."""

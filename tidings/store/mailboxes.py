@@ -579,7 +579,7 @@ class Mailboxes:
             # NOTIFY SubscriptionChange (RFC 5465 section 5.5) in other sessions and on other nodes.
             self._publish(tx, account_id, row.id, "subscription")
 
-        await self.db.write(op)
+        await self.db.write_lazy(op)
 
     async def status(self, account_id: int, mailbox_id: int) -> MailboxStatus:
         def op(tx: Tx) -> MailboxStatus:
@@ -653,7 +653,7 @@ class Mailboxes:
                 tx.conn.execute(_SET_RECENT_CUT, {"mailbox": mailbox_id, "cut": up_to_uid})
             return row.recent_uid
 
-        return await self.db.write(op)
+        return await self.db.write_lazy(op)
 
     async def changes_since(self, account_id: int, mailbox_id: int, modseq: int) -> Changes:
         """Messages added or changed, and UIDs expunged, after `modseq`."""
@@ -774,7 +774,7 @@ class Mailboxes:
             self._publish(tx, account_id, mailbox_id, "message", modseq)
             return changed, sorted(refused)
 
-        return await self.db.write(op)
+        return await self.db.write_lazy(op)
 
     async def copy(
         self, account_id: int, source_id: int, uids: Iterable[int], target_id: int, move: bool = False
@@ -823,7 +823,7 @@ class Mailboxes:
             self._publish(tx, account_id, mailbox_id, "message", modseq)
             return sorted(targets)
 
-        return await self.db.write(op)
+        return await self.db.write_lazy(op)
 
     async def delete_messages(self, account_id: int, mailbox_id: int, uids: Iterable[int]) -> list[int]:
         """Remove messages outright regardless of flags (POP3 DELE at QUIT). Returns removed UIDs."""
@@ -842,7 +842,7 @@ class Mailboxes:
             self._publish(tx, account_id, mailbox_id, "message", modseq)
             return sorted(present)
 
-        return await self.db.write(op)
+        return await self.db.write_lazy(op)
 
     async def summaries(self, account_id: int, refs: Iterable[MessageRef]) -> dict[int, MessageSummary]:
         """Parsed summaries by messages.id, for messages the account holds (absent: the message is
@@ -952,7 +952,7 @@ class Mailboxes:
             )
 
         if prepared:
-            await self.db.write(op)
+            await self.db.write_lazy(op)
         return {message_id: message.summary_json for message_id, message in prepared.items()}
 
     async def read_blob(self, blob_hash: str) -> bytes:

@@ -150,7 +150,7 @@ class Threads:
                 (ref.message_id, summaries[ref.message_id]) for ref in chunk if ref.message_id in summaries
             ]
             if items:
-                assigned.update(await self.db.write(assign_threads, account_id, items))
+                assigned.update(await self.db.write_lazy(assign_threads, account_id, items))
         return assigned
 
 
