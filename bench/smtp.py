@@ -14,20 +14,21 @@ Modes: one connection per message (smtp-source's default) and reused connections
 starts, Tidings' INBOX is filled with `--prefill` messages (default 100,000; bench/smtp_prefill.py:
 through the store's delivery call and then the indexer, so the store is what SMTP would have left),
 so the phases run against a big mailbox, and they are long enough (default 50,000 messages of 5 KB,
-10,000 of 100 KB) that the indexer (which runs at least every 30 s under load) and the SQLite
+30,000 of 100 KB) that the indexer (which runs at least every 30 s under load) and the SQLite
 checkpoints fall inside the measured window; `tidings compact` (the periodic maintenance job, first
-run 10 minutes after start in the server) is run once during each Tidings phase so that compaction
-is inside it too. Rates are printed per 10-second slice and as the mean.
+run 10 minutes after start in the server) is run once during each Tidings phase, 20 s in, so that
+compaction is inside it too. Before each Tidings phase the indexer is given time (at most 5
+minutes) to finish the mail of the phase before, so each window holds its own background work.
+Rates are printed per 10-second slice and as the mean.
 
 While smtp-source loads a server, bench/smtp_probe.py sends one message every 50 ms over its own
 connection and times the end of DATA to the 250: its p50/p99 are printed per server, with the
-Tidings event loop's lag as its status file reports it. Rates count smtp-source's messages only;
+Tidings event loop's lag as its status files report it. Rates count smtp-source's messages only;
 the probe's (at most 20/s) are extra load that every server gets alike, and are counted in what
-must be delivered. smtp-sink advertises STARTTLS but cannot do
-it, so everything is plaintext. Only 127.0.0.1 and high ports are used; the system's Postfix is
-never touched.
+must be delivered. smtp-sink advertises STARTTLS but cannot do it, so everything is plaintext.
+Only 127.0.0.1 and high ports are used; the system's Postfix is never touched.
 
-    .venv/bin/python bench/smtp.py                        # everything (about 15-25 minutes)
+    .venv/bin/python bench/smtp.py                        # everything (30-40 minutes on 2 cores)
     .venv/bin/python bench/smtp.py --quick                 # smoke run, about a minute
     .venv/bin/python bench/smtp.py --sizes 5000 --modes reuse --messages 20000 --prefill 0
 """
@@ -108,6 +109,9 @@ class Phase:
             if t >= boundary:
                 rates.append((n - last_n) / (t - last_t))
                 boundary, last_t, last_n = boundary + SLICE, t, n
+        tail = self.samples[-1] if self.samples else None
+        if tail is not None and tail[0] - last_t >= SLICE / 3:  # a last, shorter slice
+            rates.append((tail[column] - last_n) / (tail[0] - last_t))
         return rates
 
 
@@ -262,6 +266,22 @@ def run_phase(
     return phase
 
 
+def settle(tidings: TidingsSmtpServer, limit: float = 300.0) -> None:
+    """Let the indexer finish the mail of earlier phases (bounded), so that each phase's window
+    holds the background work its own mail causes and not a backlog from before."""
+    started = time.monotonic()
+    backlog = tidings.unindexed()
+    while backlog and time.monotonic() - started < limit:
+        time.sleep(2)
+        backlog = tidings.unindexed()
+    lag = _lag_recent(tidings)
+    print(
+        f"  Tidings before the phase: {backlog:,} message(s) not yet indexed after waiting "
+        f"{time.monotonic() - started:.0f} s; loop lag {lag if lag is not None else '?'} ms",
+        flush=True,
+    )
+
+
 def _wait_for_delivery(phase: Phase, delivered_count, baseline: int, started: float, limit: float) -> None:
     """Follow the delivered count until everything sent (load and probe) is there, or give up."""
     expected = phase.messages + phase.probe_accepted
@@ -366,7 +386,7 @@ def summary(phases: list[Phase]) -> int:
                 print(
                     f"{'':30}Tidings / Postfix delivered  {ratio:6.3f}  (goal >= {GOAL_POSTFIX}: {verdict})"
                 )
-    print("\n=== msg/s per 10-second slice (accepted; delivered for Postfix) ===")
+    print("\n=== msg/s per 10-second slice (accepted; delivered for Postfix; the last may be shorter) ===")
     for phase in phases:
         column = 2 if phase.server == "Postfix" else 1
         rates = phase.slice_rates(column)
@@ -382,7 +402,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--messages",
         type=int,
-        help="messages per phase (default: 50,000 at 5 KB, scaled down to 1 GB per phase for larger sizes)",
+        help="messages per phase (default: 50,000, at most 3 GB per phase: 30,000 of 100 KB)",
     )
     parser.add_argument("--sizes", default="5000,100000", help="message sizes in bytes, comma-separated")
     parser.add_argument("--modes", default="connect,reuse", help="connect, reuse or both (comma-separated)")
@@ -433,9 +453,10 @@ def parse_args() -> argparse.Namespace:
 
 
 def messages_for(args: argparse.Namespace, size: int) -> int:
+    """--messages, or 50,000 capped at 3 GB per phase (100 KB: 30,000): about a minute or more each."""
     if args.messages is not None:
         return args.messages
-    return max(1000, min(50_000, 10**9 // size))
+    return max(1000, min(50_000, 3 * 10**9 // size))
 
 
 def main() -> int:
@@ -484,6 +505,7 @@ def main() -> int:
                     postfix.clear_delivered()
                     phases.append(phase)
                 if tidings:
+                    settle(tidings)
                     phase = Phase("Tidings", mode, size, messages)
                     compact_after = None if args.no_compact else SLICE * 2
                     run_phase(phase, tidings.port, args.sessions, tidings.inbox_count, tidings, compact_after)

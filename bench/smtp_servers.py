@@ -391,6 +391,12 @@ unauthenticated = 10000
         ).fetchone()
         return count
 
+    def unindexed(self) -> int:
+        """Messages the background indexer has not analysed yet (no summary)."""
+        self.inbox_count()  # opens the connection
+        (count,) = self._db.execute("SELECT count(*) FROM messages WHERE summary IS NULL").fetchone()
+        return count
+
     def loop_lag(self) -> list[dict]:
         """The event-loop lag entries of the status files: status.json and, with several worker
         processes, each worker's status-N.json (files of processes no longer running are skipped)."""
