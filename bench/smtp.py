@@ -467,6 +467,20 @@ def main() -> int:
             return 2
     stop_on_signals()
     phases: list[Phase] = []
+    try:
+        run_all(args, phases)
+    except KeyboardInterrupt:
+        # The servers' context managers have stopped them and removed their directories.
+        print("\ninterrupted: every server stopped, temporary directories removed", flush=True)
+        if phases:
+            summary(phases)
+        return 130
+    problems = summary(phases)
+    return 1 if problems else 0
+
+
+def run_all(args: argparse.Namespace, phases: list[Phase]) -> None:
+    """Start the servers, fill Tidings, run every (size, mode) phase on each; appends to `phases`."""
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(SmtpSink(keep=args.keep)) if "sink" in args.servers else None
         postfix = stack.enter_context(PostfixServer(keep=args.keep)) if "postfix" in args.servers else None
@@ -511,8 +525,6 @@ def main() -> int:
                     run_phase(phase, tidings.port, args.sessions, tidings.inbox_count, tidings, compact_after)
                     phases.append(phase)
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
-    problems = summary(phases)
-    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -354,16 +354,22 @@ unauthenticated = 10000
 
     def prefill(self, count: int, size: int, progress) -> float:
         """Put `count` messages of about `size` bytes into the INBOX before the server starts; returns
-        the seconds it took. See `tidings_prefill` for how."""
+        the seconds it took. How: see bench/smtp_prefill.py."""
         if not self.config.exists():
             self.write_config()
         started = time.monotonic()
         command = [sys.executable, str(Path(__file__).with_name("smtp_prefill.py"))]
         command += [str(self.config), RECIPIENT, str(count), str(size)]
-        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO, env=self.env) as proc:
-            assert proc.stdout is not None
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO, env=self.env)
+        try:
             for line in proc.stdout:
                 progress(line.rstrip())
+            proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted: do not wait for the whole fill
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
         if proc.returncode != 0:
             raise RuntimeError(f"prefill failed with status {proc.returncode}")
         return time.monotonic() - started
