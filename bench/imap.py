@@ -300,7 +300,8 @@ async def bench_all(servers: list, corpora, args) -> list[ServerResult]:
     results: dict[str, ServerResult] = {}
     for server in servers:
         try:
-            results[server.name] = await prepare(server, corpora, args)
+            # Bounded even if a server stops answering: 600 s plus 20 messages/s for the big mailbox.
+            results[server.name] = await asyncio.wait_for(prepare(server, corpora, args), 600 + args.big / 20)
         except Exception as exc:  # noqa: BLE001 - one broken server must not hide the other's figures
             results[server.name] = _failed(server.name, exc)
     if args.big and args.isolation:

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 # A response line that ends in a literal announcement `{123}` (or `{123+}` in commands).
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
 _EXISTS = re.compile(rb"^\* (\d+) EXISTS", re.IGNORECASE)
-_EXPUNGE = re.compile(rb"^\* \d+ EXPUNGE", re.IGNORECASE)
+_EXPUNGE = re.compile(rb"^\* (\d+) EXPUNGE", re.IGNORECASE)
+_FETCH = re.compile(rb"^\* (\d+) FETCH", re.IGNORECASE)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 # Responses can carry whole messages; StreamReader's default 64 KiB line limit is too small.
 _STREAM_LIMIT = 4 * 1024 * 1024
@@ -45,6 +46,9 @@ class Response:
     text: bytes
     untagged: list[bytes] = field(default_factory=list)
     received: int = 0  # bytes read, literals included
+    # Untagged responses that contradict the view the server gave this session before: an EXISTS
+    # that shrinks, an EXPUNGE or FETCH of a sequence number beyond the count (RFC 9051 7.4.1).
+    violations: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -71,6 +75,7 @@ class ImapClient:
         self.reader = reader
         self.writer = writer
         self.exists = 0
+        self.reset_view = False  # set by select(): the next EXISTS starts a new view
         self._tag = 0
         self.greeting = b""
         # Called after every command with (command name, seconds, response): how the benchmarks
@@ -110,17 +115,35 @@ class ImapClient:
         self._tag += 1
         return b"t%d" % self._tag
 
-    def _note(self, line: bytes) -> None:
-        # Keep the message count current so callers can tell how many messages the view holds.
-        if line.startswith(b"* "):
-            exists = _EXISTS.match(line)
-            if exists:
-                self.exists = int(exists.group(1))
-            elif _EXPUNGE.match(line):
-                self.exists -= 1
+    def _note(self, line: bytes) -> str | None:
+        """Keep the message count current so callers can tell how many messages the view holds;
+        a description of the line if it contradicts that count."""
+        if not line.startswith(b"* "):
+            return None
+        exists = _EXISTS.match(line)
+        if exists:
+            count = int(exists.group(1))
+            shrunk = count < self.exists
+            self.exists = count
+            if shrunk and not self.reset_view:
+                return f"EXISTS went down without EXPUNGE: {line[:80]!r}"
+            self.reset_view = False
+            return None
+        expunge = _EXPUNGE.match(line)
+        if expunge:
+            number = int(expunge.group(1))
+            self.exists -= 1
+            if not 1 <= number <= self.exists + 1:
+                return f"EXPUNGE of a number beyond the {self.exists + 1} messages: {line[:80]!r}"
+            return None
+        fetch = _FETCH.match(line)
+        if fetch and not 1 <= int(fetch.group(1)) <= self.exists:
+            return f"FETCH of a number beyond the {self.exists} messages: {line[:80]!r}"
+        return None
 
-    async def _read_until_tag(self, tag: bytes) -> Response:
+    async def _read_until_tag(self, tag: bytes, violations: list[str] | None = None) -> Response:
         untagged: list[bytes] = []
+        violations = violations if violations is not None else []
         received = 0
         prefix = tag + b" "
         while True:
@@ -128,8 +151,11 @@ class ImapClient:
             received += len(line) + 2
             if line.startswith(prefix):
                 status, _, text = line[len(prefix) :].partition(b" ")
-                return Response(status.decode("ascii", "replace").upper(), text, untagged, received)
-            self._note(line)
+                status = status.decode("ascii", "replace").upper()
+                return Response(status, text, untagged, received, violations)
+            complaint = self._note(line)
+            if complaint:
+                violations.append(complaint)
             untagged.append(line)
 
     async def command(self, command: str | bytes, literal: bytes | None = None) -> Response:
@@ -149,16 +175,19 @@ class ImapClient:
             return await self._read_until_tag(tag)
         # RFC 9051 section 4.3: a synchronising literal waits for the continuation request.
         self.writer.write(tag + b" " + body + b" {%d}\r\n" % len(literal))
+        violations: list[str] = []
         while True:
             line = await self.read_line()
             if line.startswith(b"+"):
                 break
             if line.startswith(tag + b" "):
                 status, _, text = line[len(tag) + 1 :].partition(b" ")
-                return Response(status.decode("ascii", "replace").upper(), text, [], 0)
-            self._note(line)
+                return Response(status.decode("ascii", "replace").upper(), text, [], 0, violations)
+            complaint = self._note(line)
+            if complaint:
+                violations.append(complaint)
         self.writer.write(literal + b"\r\n")
-        return await self._read_until_tag(tag)
+        return await self._read_until_tag(tag, violations)
 
     async def check(self, command: str | bytes, literal: bytes | None = None) -> Response:
         """`command`, raising ImapError unless it completed with OK."""
@@ -172,6 +201,7 @@ class ImapClient:
         await self.check(f"LOGIN {_quote(user)} {_quote(password)}")
 
     async def select(self, mailbox: str = "INBOX") -> Response:
+        self.reset_view = True  # a new view: its EXISTS may be lower than the old one's
         return await self.check(f"SELECT {_quote(mailbox)}")
 
     async def idle_start(self) -> None:

@@ -31,21 +31,25 @@ TAIL = 1.0  # seconds after them
 
 
 def huge_message(size: int) -> bytes:
-    """About `size` octets: a long quoted-printable text part and a base64 attachment (what MIME
+    """At most `size` octets: a long quoted-printable text part and a base64 attachment (what MIME
     analysis must step over), like tests/load's message at the size limit."""
     rng = random.Random(50)
     line = b"The quick brown fox jumps over the lazy dog, caf=C3=A9 au lait.=\r\n"
     text = line * (size // 2 // len(line))
-    attachment = base64.encodebytes(rng.randbytes(size // 2 * 3 // 4)).replace(b"\n", b"\r\n")
-    return (
+    head = (
         b"From: carol@remote.test\r\nTo: isolation@bench.test\r\nSubject: big one\r\n"
         b"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <huge@remote.test>\r\n"
         b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n'
         b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n"
         b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + text + b"\r\n--b1\r\n"
         b'Content-Type: application/octet-stream; name="data.bin"\r\n'
-        b"Content-Transfer-Encoding: base64\r\n\r\n" + attachment + b"--b1--\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
     )
+    tail = b"--b1--\r\n"
+    # base64 in 76-column lines: 3 bytes become 4 characters, and every 76 a CRLF more.
+    room = max(0, size - len(head) - len(tail) - 80)
+    attachment = base64.encodebytes(rng.randbytes(room * 3 // 4 * 76 // 78)).replace(b"\n", b"\r\n")
+    return head + attachment + tail
 
 
 @dataclass

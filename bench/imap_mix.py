@@ -11,10 +11,12 @@ Two mixes, both over plaintext and the same for both servers:
   new connection and LOGIN (churn). Several clients share each mailbox, so EXPUNGEs of one reach
   the others' views while they work by sequence number.
 
-Every command is timed (`ImapClient.observer`), per command name; tagged NO/BAD, untagged BAD and
-unexpected BYE count as protocol errors of the operation that sent them. One response is not an
-error: NO [EXPUNGEISSUED] (RFC 5530) to a FETCH/STORE of a message another session has just
-expunged is what RFC 9051 section 7.4.1 allows a server to say; it is counted apart as a race.
+Every command is timed (`ImapClient.observer`), per command name; tagged NO/BAD, untagged BAD,
+unexpected BYE and untagged responses that contradict the session's view (an EXISTS that shrinks, a
+FETCH or EXPUNGE beyond the message count) count as protocol errors of the operation that sent
+them. One response is not an error: NO [EXPUNGEISSUED] (RFC 5530) to a FETCH/STORE of a message
+another session has just expunged is what RFC 9051 section 7.4.1 allows a server to say; it is
+counted apart as a race.
 
 Clients whose index is a multiple of BIG_EVERY work in the big mailbox (imap_big), the others in
 bench1..benchN round-robin. This module never starts servers: see imap_servers.
@@ -186,6 +188,8 @@ class Stats:
         if counted:
             self.commands[name] += 1
             self.latencies[name].append(seconds)
+        for complaint in response.violations:
+            self.error(op, f"{name}: {complaint}")
         for line in response.untagged:
             head = line[:6].upper()
             if head.startswith(b"* BAD") or (head.startswith(b"* BYE") and name != "LOGOUT"):
