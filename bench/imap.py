@@ -368,7 +368,7 @@ def run_servers(classes: list, passwords: dict[str, str], corpora, args) -> list
     with contextlib.ExitStack() as stack:
         servers = []
         for cls in classes:
-            options = {"workers": args.workers} if cls is TidingsServer and args.workers else {}
+            options = {"workers": args.workers} if cls is TidingsServer and args.workers is not None else {}
             try:
                 servers.append(stack.enter_context(cls(passwords, keep=args.keep, tmp=args.tmp, **options)))
             except Exception as exc:  # noqa: BLE001
@@ -409,7 +409,11 @@ def main(argv: list[str] | None = None) -> int:
         help="size of the message APPENDed in the isolation scenario (default 50 MB; 0: skip it)",
     )
     parser.add_argument("--idle-connections", type=int, default=500, help="K for memory per idle connection")
-    parser.add_argument("--workers", type=int, help="write `workers = N` into the Tidings config")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="write `workers = N` into the Tidings config (0: one per core); left out if not given",
+    )
     parser.add_argument("--only", choices=["dovecot", "tidings"], help="benchmark one server")
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per mix and client count, alternating servers"
@@ -446,12 +450,12 @@ def main(argv: list[str] | None = None) -> int:
         or not 1 <= args.users <= 1000
         or not 1 <= args.messages <= 10_000
         or not 1 <= args.repeat <= 10
-        or (args.workers is not None and not 1 <= args.workers <= 64)
+        or (args.workers is not None and not 0 <= args.workers <= 64)
     ):
         parser.error(
             "keep it bounded: 1-2000 clients, 0-5000 idle connections, 1-600 s, big mailbox up to "
             f"{imap_big.MAX_BIG:,}, isolation message up to 50 MB, 1-1000 users, 1-10,000 messages "
-            "per user, 1-10 repeats, 1-64 workers"
+            "per user, 1-10 repeats, 0-64 workers"
         )
     raise_nofile(max(args.clients) + args.idle_connections + 1000)
 

@@ -7,6 +7,7 @@ status.
 
 from __future__ import annotations
 
+import os
 import statistics
 
 import imap_isolation
@@ -32,7 +33,8 @@ def report(results, args, corpora) -> bool:
     print(
         f"IMAP benchmark: {len(corpora)} users x {args.messages} messages (mean {mean / 1024:.1f} KiB), "
         f"big mailbox {args.big:,} messages, {args.duration:.0f} s per run, "
-        f"load generator {'asyncio' if args.no_uvloop else 'uvloop'}"
+        f"load generator {'asyncio' if args.no_uvloop else 'uvloop'}; load average now "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (others' work disturbs both servers' figures)"
     )
     for mix in args.mixes:
         print(f"mix {mix}: " + ", ".join(f"{op} {w}" for op, w in MIXES[mix].items() if w))
