@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import logging
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-root",
         action="store_true",
         help="started as root, keep running as root (as allow_root = true; for a quick try only)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        help="server processes (as `workers`): 0 = one per CPU core, 1 = a single process",
     )
 
     domain = sub.add_parser("domain", parents=[common], help="manage domains").add_subparsers(
@@ -107,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", parents=[common], help="listeners, queue, accounts, storage")
     sub.add_parser("compact", parents=[common], help="remove message contents nothing refers to any more")
     return parser
+
+
+def _worker_count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def _read_password(args, prompt: str = "Password: ") -> str:
@@ -233,18 +246,29 @@ async def _status(config: Config, store: Store) -> None:
     print(f"database: {store.db.url.split('@')[-1]}")
     if running:
         uptime = int(time.time() - running["started_at"])
-        print(f"server: running (pid {running['pid']}, up {uptime // 3600}h{uptime % 3600 // 60:02d}m)")
-        sessions = running.get("sessions", {})
+        print(f"server: running (pid {running['pid']}, up {_duration(uptime)})")
+        workers = _worker_statuses(config, running)
+        sessions: dict[str, int] = dict(running.get("sessions", {}))
+        lags = [running["loop_lag"]] if running.get("loop_lag") else []
+        for _, worker_status in workers:
+            for name, count in worker_status.get("sessions", {}).items():
+                sessions[name] = sessions.get(name, 0) + count
+            if worker_status.get("loop_lag"):
+                lags.append(worker_status["loop_lag"])
         for name, addresses in running["listeners"].items():
             for host, port in addresses:
                 state = "open" if _port_open(host, port) else "NOT ANSWERING"
                 print(f"  {name:<12} {host}:{port}  {state}  ({sessions.get(name, 0)} session(s))")
-        lag = running.get("loop_lag")
-        if lag:
+        if lags:
             print(
-                f"event loop lag: {lag['recent_max_ms']} ms at most in the last {STATUS_INTERVAL:g} s, "
-                f"{lag['max_ms']} ms since start, {lag['stalls']} stall(s) of 100 ms or more"
+                f"event loop lag: {max(lag['recent_max_ms'] for lag in lags)} ms at most in the last "
+                f"{STATUS_INTERVAL:g} s, {max(lag['max_ms'] for lag in lags)} ms since start, "
+                f"{sum(lag['stalls'] for lag in lags)} stall(s) of 100 ms or more"
             )
+        if "workers" in running:
+            print(f"workers: {len(running['workers'])}")
+        for worker, worker_status in workers:
+            _print_worker(worker, worker_status)
     else:
         print("server: not running")
     print(f"queue: {queue_length} message(s)")
@@ -252,6 +276,43 @@ async def _status(config: Config, store: Store) -> None:
     used = sum(a.used_bytes for a in await store.accounts.list_users())
     bodies = _human(store.blobs.usage_bytes())
     print(f"storage: {_human(used)} in mailboxes, {bodies} of stored message bodies")
+
+
+def _worker_statuses(config: Config, running: dict) -> list[tuple[dict, dict]]:
+    """(the supervisor's entry, the worker's own status file) for each worker of a running server."""
+    from tidings.server import worker_status_path
+
+    out = []
+    for worker in running.get("workers", []):
+        own: dict = {}
+        path = worker_status_path(config, worker["index"])
+        with contextlib.suppress(OSError, ValueError):
+            own = json.loads(path.read_text())
+        if own.get("pid") != worker["pid"]:
+            own = {}  # a file left by the worker's predecessor, or none yet
+        out.append((worker, own))
+    return out
+
+
+def _print_worker(worker: dict, own: dict) -> None:
+    role = "primary" if worker["primary"] else "worker"
+    if not worker["pid"]:
+        print(f"  worker {worker['index']}  {role:<7}  restarting  ({worker['restarts']} restart(s))")
+        return
+    uptime = _duration(int(time.time() - worker["started_at"]))
+    sessions = ", ".join(
+        f"{name} {count}" for name, count in sorted(own.get("sessions", {}).items()) if count
+    )
+    lag = own.get("loop_lag")
+    lag_text = f"  loop lag {lag['recent_max_ms']} ms" if lag else ""
+    print(
+        f"  worker {worker['index']}  {role:<7}  pid {worker['pid']}  up {uptime}  "
+        f"{worker['restarts']} restart(s)  sessions: {sessions or 'none'}{lag_text}"
+    )
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -279,26 +340,46 @@ def _human(size: int) -> str:
     return str(size)
 
 
-def _unprivileged_server(config: Config):
-    """The server to run: started as root, its ports bound and root given up (tidings.privileges)."""
+def _bind_and_drop_root(config: Config, *, bind: bool):
+    """Started as root: bind the ports, load the TLS certificate, then give up root
+    (tidings.privileges); `bind` binds them when not started as root too. Returns (sockets, tls),
+    (None, None) when nothing was bound."""
     from tidings import privileges
     from tidings.net.tls import ServerTls
     from tidings.server import Server
 
     run_as = privileges.plan(config)
-    if run_as is None:
-        return Server(config)
-    privileges.hand_over(config, run_as)
+    if run_as is None and not bind:
+        return None, None
+    if run_as is not None:
+        privileges.hand_over(config, run_as)
+    else:
+        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
     try:
         sockets = Server.bind(config)
     except OSError as exc:
         raise CommandError(str(exc.strerror or exc)) from None
     tls = ServerTls(config)  # as root: a configured key may be readable by root only
-    if config.self_signed_cert_path.parent.exists():  # a self-signed certificate made just now
-        privileges.chown_tree(config.self_signed_cert_path.parent, run_as)
-    privileges.drop(run_as)
-    privileges.check_reachable(config, run_as)
-    return Server(config, sockets, tls)
+    if run_as is not None:
+        if config.self_signed_cert_path.parent.exists():  # a self-signed certificate made just now
+            privileges.chown_tree(config.self_signed_cert_path.parent, run_as)
+        privileges.drop(run_as)
+        privileges.check_reachable(config, run_as)
+    return sockets, tls
+
+
+def _serve(config: Config) -> int:
+    """One process (`workers = 1`), or a supervisor and its worker processes (tidings.supervisor)."""
+    from tidings.server import Server, run_server
+
+    count = config.worker_count
+    sockets, tls = _bind_and_drop_root(config, bind=count > 1)
+    if count == 1:
+        run_server(Server(config, sockets, tls))
+        return 0
+    from tidings.supervisor import Supervisor
+
+    return Supervisor(config, sockets, tls, count).run()
 
 
 # The form of every log line (docs/admin.md "Logs"); the fail2ban filter in docs/fail2ban relies on it.
@@ -316,17 +397,9 @@ def main(argv: list[str] | None = None) -> int:
                 level=logging.DEBUG if args.verbose else logging.INFO,
                 format=LOG_FORMAT,
             )
-            server = _unprivileged_server(config)
-            try:
-                import uvloop
-
-                uvloop.install()
-            except ImportError:
-                pass
-            if os.environ.get("TIDINGS_SWITCH_INTERVAL"):
-                sys.setswitchinterval(float(os.environ["TIDINGS_SWITCH_INTERVAL"]))
-            asyncio.run(server.run_until_signalled())
-            return 0
+            if args.workers is not None:
+                config.workers = args.workers
+            return _serve(config)
         return asyncio.run(_admin(args, config))
     except (ConfigError, StoreError, BadAddress, WeakPassword, CommandError, ValueError) as exc:
         print(f"tidings: {exc}", file=sys.stderr)

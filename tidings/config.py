@@ -16,6 +16,8 @@ Example file (every key optional)::
     allow_root = false                           # true: keep running as root (not recommended)
     allow_asynchronous_commit = false            # PostgreSQL: true lets serve start although
                                                  # synchronous_commit or fsync is off
+    workers = 0                                  # server processes; 0 = one per CPU core,
+                                                 # 1 = a single process without a supervisor
 
     [tls]                                        # followed on disk: a renewed certificate is used
     cert = "/etc/ssl/mail.pem"                   # from the next connection on, no restart needed;
@@ -239,6 +241,9 @@ class Config:
     allow_root: bool = False
     # PostgreSQL with synchronous_commit or fsync off would say 250 before the data is on disk.
     allow_asynchronous_commit: bool = False
+    # Worker processes of `tidings serve` (tidings.supervisor): 0 = os.cpu_count(), 1 = one process
+    # and no supervisor, as before there were workers.
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if not self.hostname:
@@ -252,6 +257,11 @@ class Config:
     @property
     def database_url(self) -> str:
         return self.database or f"sqlite:///{(self.data_dir / 'tidings.db').resolve()}"
+
+    @property
+    def worker_count(self) -> int:
+        """How many server processes `tidings serve` runs (`workers`, 0 meaning one per core)."""
+        return self.workers or os.cpu_count() or 1
 
     @property
     def blob_path(self) -> Path:
@@ -317,6 +327,7 @@ def _from_dict(raw: dict, base: Path) -> Config:
         "user",
         "allow_root",
         "allow_asynchronous_commit",
+        "workers",
     }
     unknown = set(raw) - known
     if unknown:
@@ -339,6 +350,10 @@ def _from_dict(raw: dict, base: Path) -> Config:
             if not isinstance(raw[key], bool):
                 raise ConfigError(f"{key} must be true or false")
             kwargs[key] = raw[key]
+    if "workers" in raw:
+        if not isinstance(raw["workers"], int) or isinstance(raw["workers"], bool) or raw["workers"] < 0:
+            raise ConfigError("workers must be a whole number: 0 (one per core) or more")
+        kwargs["workers"] = raw["workers"]
     if "user" in kwargs and not kwargs["user"]:
         raise ConfigError("user must name a user (set allow_root = true to run as root)")
     if "blob_dir" in raw:

@@ -4,6 +4,12 @@ Each protocol package provides `listener.start(app, name, host, port) -> asyncio
 only knows which package serves which listener name. `App` is the context every session receives:
 configuration, store, TLS context, the authenticator (auth.login: login rule, throttle, SASL) and
 open logins — nothing protocol-specific.
+
+One `Server` is one process's worth of serving. `tidings serve` with `workers = 1` runs one; with
+more, tidings.supervisor forks that many processes and each runs a `Server` given its `Worker`
+place: every worker serves every listener (on the sockets the supervisor bound), and only the
+primary (worker 0) runs the singletons — the outbound queue, the indexer, maintenance and the SQLite
+WAL checkpoints.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import secrets
 import signal
 import socket
 import ssl
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,16 +86,39 @@ def status_path(config: Config) -> Path:
     return Path(config.data_dir) / "status.json"
 
 
+def worker_status_path(config: Config, index: int) -> Path:
+    return Path(config.data_dir) / f"status-{index}.json"
+
+
+@dataclass(frozen=True)
+class Worker:
+    """This process's place among the worker processes of `tidings serve` (tidings.supervisor)."""
+
+    index: int
+    # To the supervisor: control lines, and this worker's changes on SQLite (tidings.notify.workers).
+    bus: socket.socket
+
+    @property
+    def primary(self) -> bool:
+        """Worker 0 runs what must run once per node: queue, indexer, maintenance, checkpoints."""
+        return self.index == 0
+
+
 class Server:
     def __init__(
         self,
         config: Config,
         sockets: dict[tuple[str, str, int], list[socket.socket]] | None = None,
         tls: ServerTls | None = None,
+        worker: Worker | None = None,
     ) -> None:
         """`sockets` (listener name, host, port) -> bound sockets and `tls` are given when they were
-        made before root was given up (tidings.privileges); otherwise `start` makes them."""
+        made before root was given up (tidings.privileges) or by the supervisor; otherwise `start`
+        makes them. `worker` is None for the only process of a server."""
         self.config = config
+        self.worker = worker
+        self.primary = worker is None or worker.primary
+        self.bus = None
         self.app: App | None = None
         self.tls: ServerTls | None = tls
         self.sockets = sockets or {}
@@ -99,17 +129,21 @@ class Server:
     async def start(self) -> App:
         config = self.config
         share_the_gil_promptly()
-        store = Store.open(config)
+        store = Store.open(config, checkpoints=self.primary)
         try:
             check_durable_commits(store, config)
         except StoreError:
             store.close()
             raise
         store.start_listening()
-        if not await store.accounts.list_domains() and config.default_domain:
-            with contextlib.suppress(AlreadyExists):
-                await store.accounts.add_domain(config.default_domain)
-                log.info("created default domain %s", config.default_domain)
+        if self.worker is not None:
+            from tidings.notify.workers import WorkerBus
+
+            self.bus = WorkerBus(
+                self.worker.bus, store.hub, config.node_id, carry_changes=not store.db.is_postgres
+            )
+            await self.bus.start()
+        await create_default_domain(store, config)
         if self.tls is None:
             self.tls = ServerTls(config)
         throttle = LoginThrottle(
@@ -136,6 +170,8 @@ class Server:
         self._start_workers()
         self._write_status()
         settle_the_heap()
+        if self.bus is not None:
+            self.bus.send_control("ready", pid=os.getpid())
         return self.app
 
     @staticmethod
@@ -150,13 +186,15 @@ class Server:
         }
 
     def _start_workers(self) -> None:
-        """The outbound queue (first: tests find it as workers[0]) and the message indexer."""
-        worker = QueueWorker(self.app)
-        self.workers.append(asyncio.create_task(worker.run(), name="queue-worker"))
-        self.workers.append(asyncio.create_task(run_indexer(self.app.store), name="indexer"))
+        """The outbound queue (first: tests find it as workers[0]) and the message indexer, in the
+        primary process only; status, loop lag and account events in every process."""
+        if self.primary:
+            worker = QueueWorker(self.app)
+            self.workers.append(asyncio.create_task(worker.run(), name="queue-worker"))
+            self.workers.append(asyncio.create_task(run_indexer(self.app.store), name="indexer"))
+            self.workers.append(asyncio.create_task(self._maintain(), name="maintenance"))
         self.workers.append(asyncio.create_task(self._keep_status(), name="status"))
         self.workers.append(asyncio.create_task(self.app.loop_lag.run(), name="loop-lag"))
-        self.workers.append(asyncio.create_task(self._maintain(), name="maintenance"))
         # `tidings user remove|disable` run by another process: its sessions here end too.
         self.workers.append(asyncio.create_task(watch_account_events(self.app.store), name="account-events"))
 
@@ -189,8 +227,13 @@ class Server:
             with contextlib.suppress(OSError):
                 self._write_status()
 
+    def _status_path(self) -> Path:
+        if self.worker is None:
+            return status_path(self.config)
+        return worker_status_path(self.config, self.worker.index)
+
     def _write_status(self) -> None:
-        path = status_path(self.config)
+        path = self._status_path()
         data = {
             "pid": os.getpid(),
             "started_at": self.app.started_at,
@@ -199,7 +242,10 @@ class Server:
             "sessions": dict(self.app.sessions),
             "loop_lag": self.app.loop_lag.take_recent(),
         }
-        tmp = path.with_suffix(".tmp")
+        if self.worker is not None:
+            data["worker"] = self.worker.index
+            data["primary"] = self.primary
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(path)
 
@@ -215,11 +261,13 @@ class Server:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
                     await server.wait_closed()
+        if self.bus is not None:
+            await self.bus.close()
         if self.app is not None:
             self.app.logins.close()
             self.app.store.close()
         with contextlib.suppress(FileNotFoundError):
-            status_path(self.config).unlink()
+            self._status_path().unlink()
         self._stopped.set()
 
     async def run_until_signalled(self) -> None:
@@ -229,10 +277,48 @@ class Server:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
-        ports = ", ".join(f"{n} {h}:{p}" for n, lst in self.bound_ports().items() for h, p in lst)
-        print(f"tidings serving {self.config.hostname}: {ports}", flush=True)
+        if self.worker is None:  # the supervisor says it for its workers
+            print(serving_line(self.config, self.bound_ports()), flush=True)
         await stop.wait()
         await self.stop()
+
+
+def run_server(server: Server) -> None:
+    """Run `server` until SIGTERM/SIGINT on a new event loop (uvloop when installed)."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    if os.environ.get("TIDINGS_SWITCH_INTERVAL"):
+        sys.setswitchinterval(float(os.environ["TIDINGS_SWITCH_INTERVAL"]))
+    asyncio.run(server.run_until_signalled())
+
+
+def serving_line(config: Config, ports: dict[str, list[tuple[str, int]]]) -> str:
+    listening = ", ".join(f"{n} {h}:{p}" for n, lst in ports.items() for h, p in lst)
+    return f"tidings serving {config.hostname}: {listening}"
+
+
+async def create_default_domain(store: Store, config: Config) -> None:
+    """The first start of a new store creates `default_domain`, so the server is usable at once."""
+    if not await store.accounts.list_domains() and config.default_domain:
+        with contextlib.suppress(AlreadyExists):
+            await store.accounts.add_domain(config.default_domain)
+            log.info("created default domain %s", config.default_domain)
+
+
+async def prepare_store(config: Config) -> None:
+    """What must happen once before worker processes open the store (tidings.supervisor runs it in
+    a short-lived child): migrations, the durability check, the default domain, the SRS secret."""
+    store = Store.open(config, checkpoints=False)
+    try:
+        check_durable_commits(store, config)
+        await create_default_domain(store, config)
+    finally:
+        store.close()
+    load_srs_secret(config)
 
 
 def check_durable_commits(store: Store, config: Config) -> None:

@@ -3,7 +3,8 @@
 Events carry only (account, mailbox, kind, modseq); a subscriber (an IMAP session in IDLE, the web
 client, chat) re-reads the details from the store. The store publishes after commit. With PostgreSQL
 the store also issues NOTIFY inside the transaction, and every node's `PostgresListener` republishes
-other nodes' events locally (echoes of our own node id are dropped).
+other nodes' events locally (echoes of our own node id are dropped). On SQLite the worker processes
+of one `tidings serve` pass their changes to each other through the supervisor (`workers.py`).
 
 This package never touches SQL except the LISTEN connection in `postgres.py`.
 """
@@ -52,6 +53,9 @@ class Hub:
     def __init__(self) -> None:
         self._subscribers: dict[int | None, set[Subscriber]] = defaultdict(set)
         self.published = 0
+        # Carries this process's own changes to the other worker processes of the node (set by
+        # tidings.notify.workers on SQLite; PostgreSQL's NOTIFY is sent by the store instead).
+        self.forward: Subscriber | None = None
 
     def subscribe(self, account_id: int | None, callback: Subscriber) -> Callable[[], None]:
         self._subscribers[account_id].add(callback)
@@ -64,6 +68,17 @@ class Hub:
         return unsubscribe
 
     def publish(self, change: Change) -> None:
+        """A change this process committed: to local subscribers and to `forward`."""
+        self.deliver(change)
+        if self.forward is not None:
+            try:
+                self.forward(change)
+            except Exception:
+                log.exception("forwarding a change to the other workers failed")
+
+    def deliver(self, change: Change) -> None:
+        """A change heard from elsewhere (another node, process or worker): local subscribers only,
+        so it never travels back."""
         self.published += 1
         for key in (change.account_id, None):
             for callback in list(self._subscribers.get(key, ())):

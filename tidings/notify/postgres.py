@@ -57,4 +57,4 @@ class PostgresListener:
             return
         if node == self.node_id:
             return
-        self.loop.call_soon_threadsafe(self.hub.publish, change)
+        self.loop.call_soon_threadsafe(self.hub.deliver, change)

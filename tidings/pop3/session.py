@@ -35,7 +35,7 @@ from tidings.net.tls import server_end_point
 from tidings.notify import Waiter
 from tidings.pop3 import parser as p
 from tidings.pop3.errors import Refused
-from tidings.pop3.maildrop import LOCKS, Maildrop
+from tidings.pop3.maildrop import LOCKS, Maildrop, lock_dir
 from tidings.pop3.stream import LineStream, LineTooLong
 from tidings.pop3.wire import message_pieces, multiline_lines, status, top_length
 from tidings.store import StoreError
@@ -201,7 +201,7 @@ class Session:
         self.login = login
         self.slot.logged_in()
         database = self.config.database_url
-        if not LOCKS.acquire(database, account.id):
+        if not LOCKS.acquire(database, account.id, lock_dir(self.config.data_dir)):
             raise Refused("maildrop is already in use by another session", "IN-USE")
         try:
             inbox = await self.store.mailboxes.get(account.id, "INBOX")

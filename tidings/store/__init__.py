@@ -44,11 +44,14 @@ class Store:
         self._listener = None
 
     @classmethod
-    def open(cls, config: Config) -> Store:
-        """Open (creating and migrating if needed) the store described by `config`."""
+    def open(cls, config: Config, *, checkpoints: bool = True) -> Store:
+        """Open (creating and migrating if needed) the store described by `config`. `checkpoints`
+        False leaves copying the SQLite WAL back to another process (tidings.supervisor)."""
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
         migrate(config.database_url)
-        db = Database(config.database_url, lazy_writes=config.durability.flags == "lazy")
+        db = Database(
+            config.database_url, lazy_writes=config.durability.flags == "lazy", checkpoints=checkpoints
+        )
         return cls(config, db, BlobStore(config.blob_path, db), Hub())
 
     def start_listening(self) -> None:

@@ -4,7 +4,8 @@
 Within one process the hub carries `Change(account, None, "account")` after commit, and on
 PostgreSQL NOTIFY carries it to the other nodes. SQLite has no channel between processes, so each
 server reads the `account_events` rows of the last WINDOW seconds every POLL_INTERVAL seconds and
-publishes the ones it has not seen on its own hub. It does the same on PostgreSQL, as a backstop
+publishes the ones it has not seen on its own hub (`deliver`: every worker process of a server
+reads them itself, none passes them on). It does the same on PostgreSQL, as a backstop
 for a LISTEN connection that was down; reading a time window rather than "ids above the last one"
 also catches a row whose id was taken before a row already seen but committed after it
 (PostgreSQL sequences do not commit in order).
@@ -50,5 +51,5 @@ async def watch_account_events(store) -> None:
             continue
         for event_id, account_id in rows:
             if event_id not in seen:
-                store.hub.publish(Change(account_id, None, "account"))
+                store.hub.deliver(Change(account_id, None, "account"))
         seen = {event_id for event_id, _ in rows}

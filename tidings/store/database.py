@@ -24,7 +24,10 @@ latency 20 ms -> 4 ms at 10 clients, against two reader threads).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger(__name__)
@@ -115,7 +118,9 @@ def make_engine(url: str, *, for_writes: bool) -> Engine:
 class Database:
     """Runs store functions `fn(tx, *args)` in worker threads; writes are group-committed."""
 
-    def __init__(self, url: str, *, lazy_writes: bool = True) -> None:
+    def __init__(self, url: str, *, lazy_writes: bool = True, checkpoints: bool = True) -> None:
+        """`checkpoints` False: another process of this server copies the SQLite WAL back (only one
+        should; see tidings.supervisor)."""
         self.url = normalise_url(url)
         # False (durability.flags = "strict"): `write_lazy` is `write`, every commit waits for its fsync.
         self.lazy_writes = lazy_writes
@@ -130,7 +135,8 @@ class Database:
         self._lock = threading.Lock()
         self.commits = 0
         self.operations = 0
-        self._checkpointer = None if self.is_postgres else Checkpointer(self.read_engine)
+        self._checkpointer = Checkpointer(self.read_engine) if checkpoints and not self.is_postgres else None
+        self._write_lock = WriteLock.for_url(self.url)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -208,7 +214,7 @@ class Database:
     def _commit_batch(self, batch: list, loop: asyncio.AbstractEventLoop) -> None:
         durable = not all(isinstance(fn, _Lazy) for fn, _, _ in batch)
         try:
-            with self._connect_write() as conn:
+            with self._write_lock, self._connect_write() as conn:
                 self._set_synchronous(conn, durable)
                 with conn.begin():
                     if not durable and self.is_postgres:
@@ -258,7 +264,7 @@ class Database:
     def _run_batch_alone(self, fn, args):
         for attempt in range(5):
             try:
-                with self._connect_write() as conn:
+                with self._write_lock, self._connect_write() as conn:
                     self._set_synchronous(conn, True)  # alone, every write is committed durably
                     with conn.begin():
                         tx = Tx(conn, self.is_postgres)
@@ -296,6 +302,53 @@ class Database:
         self._writer.shutdown(wait=True)
         self.write_engine.dispose()
         self.read_engine.dispose()
+
+
+class WriteLock:
+    """SQLite only: an exclusive `flock` on `<database>-writelock` held around every write
+    transaction (BEGIN IMMEDIATE .. COMMIT), by every process that writes (server workers, admin
+    commands).
+
+    SQLite lets one writer in at a time; one that finds the database locked sleeps in its busy
+    handler, in steps that grow to 100 ms, and tries again, so with several server processes a
+    commit would often wait for a sleep rather than for the writer before it. Waiting in `flock`
+    instead queues the writers in the kernel, and the next one wakes the moment the lock is
+    released. The lock is the open file's, so each process opens its own (lazily: a Database made
+    before `fork` still gets one per process) and a dead process's lock is released by the kernel.
+    The thread lock keeps two threads of one process (writer thread, `write_sync`) in order too.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+        self._threads = threading.Lock()
+
+    @staticmethod
+    def for_url(url: str) -> WriteLock | contextlib.nullcontext:
+        if not url.startswith("sqlite"):
+            return contextlib.nullcontext()  # PostgreSQL queues writers itself, row by row
+        database = make_url(url).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return contextlib.nullcontext()
+        return WriteLock(database + "-writelock")
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            if self._fd is None or self._pid != os.getpid():
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._pid = os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
 
 class Checkpointer:
