@@ -116,6 +116,21 @@ def _throughput(results, dovecot, tidings, mix: str, client_counts: list[int]) -
             f"{clients:>7}  {f'{d.rate:,.0f}' if d else '-':>13}  {f'{t.rate:,.0f}' if t else '-':>13}"
             f"  {ratio:>15}  {commands:>15}  {errors:>10}  {races:>9}  {cpu:>16}"
         )
+    ratios = [
+        tidings.runs[mix, c].rate / dovecot.runs[mix, c].rate
+        for c in client_counts
+        if dovecot
+        and tidings
+        and (mix, c) in dovecot.runs
+        and (mix, c) in tidings.runs
+        and dovecot.runs[mix, c].rate
+    ]
+    if ratios:
+        verdict = "met" if min(ratios) >= 1.0 else "NOT met"
+        print(
+            f"goal Tidings >= 1.0 x Dovecot at every client count (issue 7): {verdict} "
+            f"(lowest {min(ratios):.2f})"
+        )
     print(f"ops/s per {SLICE:.0f}-second slice (mean):")
     for clients in client_counts:
         for r in results:
