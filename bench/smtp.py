@@ -120,9 +120,15 @@ class SourceCounter:
 
     def __init__(self, command: list[str]) -> None:
         self.count = 0
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Errors go to a file: a pipe nobody reads during the run would block smtp-source once full.
+        self.errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by stop())
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.errors, text=True)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
+
+    def error_text(self) -> str:
+        self.errors.seek(0)
+        return self.errors.read().strip()[-500:]
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -138,16 +144,19 @@ class SourceCounter:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.errors.close()
 
 
 class LatencyProbe:
     """bench/smtp_probe.py in its own process, stopped with SIGTERM; it answers with JSON."""
 
     def __init__(self, port: int, size: int) -> None:
+        # One line per failed attempt could fill a pipe; closed by kill().
+        self.errors = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, str(PROBE), str(port), RECIPIENT, str(size)],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.errors,
             text=True,
         )
 
@@ -155,11 +164,13 @@ class LatencyProbe:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            out, err = self.proc.communicate(timeout=120)
+            out, _ = self.proc.communicate(timeout=120)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.communicate()
             return {"latencies": [], "errors": 1, "accepted": 0, "stderr": "probe did not stop"}
+        self.errors.seek(0)
+        err = self.errors.read()
         try:
             result = json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -171,6 +182,7 @@ class LatencyProbe:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self.errors.close()
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -240,7 +252,7 @@ def run_phase(
                 phase.accept_seconds = now
                 break
         if source.proc.returncode not in (0, None) and not phase.problems:
-            phase.problems.append(f"smtp-source failed: {source.proc.stderr.read().strip()[-500:]}")
+            phase.problems.append(f"smtp-source failed: {source.error_text()}")
         result = probe.finish()
         phase.latencies = result["latencies"]
         phase.probe_errors = result["errors"]
