@@ -292,3 +292,23 @@ def test_the_pop3_maildrop_lock_holds_across_workers(served):
     finally:
         for client in (holder, *others):
             client.close()
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_writers_of_every_worker_wait_for_the_write_lock(served):
+    """Every write transaction holds `tidings.db-writelock`: while another process holds it, no
+    delivery commits, so none is acknowledged; released, they all are."""
+    import fcntl
+
+    with (served.data / "tidings.db-writelock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        senders = Senders(served.ports["smtp"], count=4)
+        try:
+            time.sleep(2)  # long enough for deliveries to reach the commit on both workers
+            assert senders.acknowledged == []
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        try:
+            wait_for(lambda: len(senders.acknowledged) >= 20, "deliveries after the lock was released")
+        finally:
+            senders.stop()

@@ -204,12 +204,16 @@ class Database:
         assert loop is not None
         while True:
             with self._lock:
-                batch = self._pending
-                self._pending = []
-                if not batch:
+                if not self._pending:
                     self._writer_busy = False
                     return
-            self._commit_batch(batch, loop)
+            # The batch is taken once the write lock is ours: writes that arrive while another
+            # process commits join this batch instead of waiting for one more commit (and fsync).
+            with self._write_lock:
+                with self._lock:
+                    batch = self._pending
+                    self._pending = []
+                self._commit_batch(batch, loop)
 
     def _commit_batch(self, batch: list, loop: asyncio.AbstractEventLoop) -> None:
         durable = not all(isinstance(fn, _Lazy) for fn, _, _ in batch)
@@ -315,14 +319,17 @@ class WriteLock:
     instead queues the writers in the kernel, and the next one wakes the moment the lock is
     released. The lock is the open file's, so each process opens its own (lazily: a Database made
     before `fork` still gets one per process) and a dead process's lock is released by the kernel.
-    The thread lock keeps two threads of one process (writer thread, `write_sync`) in order too.
+    The thread lock keeps two threads of one process (writer thread, `write_sync`) in order too;
+    the writer thread takes the lock again inside itself (batch, then a retry alone), so only the
+    outermost hold takes and releases the flock.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd: int | None = None
         self._pid = 0
-        self._threads = threading.Lock()
+        self._threads = threading.RLock()
+        self._depth = 0
 
     @staticmethod
     def for_url(url: str) -> WriteLock | contextlib.nullcontext:
@@ -335,18 +342,22 @@ class WriteLock:
 
     def __enter__(self) -> None:
         self._threads.acquire()
-        try:
-            if self._fd is None or self._pid != os.getpid():
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                self._pid = os.getpid()
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            self._threads.release()
-            raise
+        if self._depth == 0:
+            try:
+                if self._fd is None or self._pid != os.getpid():
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                    self._pid = os.getpid()
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+        self._depth += 1
 
     def __exit__(self, *exc_info) -> None:
+        self._depth -= 1
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if self._depth == 0:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._threads.release()
 
