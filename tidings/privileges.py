@@ -15,9 +15,10 @@ database, no file written):
 5. checks that the user can reach the data directory and the program's own files, and refuses to
    run otherwise with a message that says what to change.
 
-Only then are the store opened and the threads started, so every thread and file belongs to the
-user (the server starts no child processes). `allow_root = true` skips all of this and runs as
-root, which is refused otherwise; a start as any other user ignores `user`.
+Only then are the store opened, the threads started and the worker processes forked
+(tidings.supervisor), so every process, thread and file belongs to the user. `allow_root = true`
+skips all of this and runs as root, which is refused otherwise; a start as any other user ignores
+`user`.
 
 Never imported by protocol packages; `tidings.cli` calls it for `serve` only.
 """

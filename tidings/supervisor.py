@@ -221,6 +221,7 @@ class Supervisor:
         slot.started_at = time.time()
         slot.inbox.clear()
         slot.outbox.clear()
+        slot.dropping = False
         self.selector.register(ours, selectors.EVENT_READ, slot)
         log.info("started worker %d (pid %d)%s", slot.index, pid, " (primary)" if slot.primary else "")
 
