@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.smtp.test_fsync import fsyncs
+from tests.support.process import wait_ports_closed
 from tests.support.running import fresh_database_url
 from tests.support.unprivileged import free_port, wait_serving
 
@@ -107,6 +108,7 @@ def test_flag_changes_and_expunges_answered_ok_survive_kill_9_of_the_server(tmp_
         assert typ == "OK", data
         server.send_signal(signal.SIGKILL)  # at once after the last OK: nothing had time to settle
         server.wait(10)
+        wait_ports_closed([port])  # its worker processes die a few milliseconds after it
     finally:
         if server.poll() is None:
             server.kill()

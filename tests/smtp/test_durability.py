@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+from tests.support.process import wait_ports_closed
 from tidings.config import load_config
 from tidings.store import Store
 
@@ -42,17 +43,6 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> 
         except OSError:
             time.sleep(0.1)
     raise TimeoutError("server did not start")
-
-
-def wait_for_port_closed(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            return
-        time.sleep(0.05)
-    raise TimeoutError("the killed server's port still answers")
 
 
 def serve(config: Path) -> subprocess.Popen:
@@ -121,9 +111,7 @@ def test_every_acknowledged_message_survives_kill_9(tmp_path):
             time.sleep(0.01)
         server.send_signal(signal.SIGKILL)  # while messages are in flight
         server.wait(10)
-        # Its worker processes die with it (PR_SET_PDEATHSIG), a few milliseconds later: until the
-        # last one is gone the port would still take connections into a dying backlog.
-        wait_for_port_closed(port)
+        wait_ports_closed([port])  # its worker processes die a few milliseconds after it
         stop.set()
         for thread in senders:
             thread.join(15)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,22 @@ from pathlib import Path
 from tests.support.running import fresh_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_ports_closed(ports, timeout: float = 30) -> None:
+    """After `kill -9` of `tidings serve` (the supervisor): its worker processes die with it
+    (PR_SET_PDEATHSIG) but a few milliseconds later, and until the last one is gone the ports still
+    take connections into a backlog nobody will serve. A test that restarts the server at once
+    waits for that first."""
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                break
+            assert time.monotonic() < deadline, f"port {port} still answers after the server was killed"
+            time.sleep(0.05)
 
 
 class ServerProcess:
