@@ -284,13 +284,14 @@ def watchers(server, label: str):
             )
 
     async def lag(stats: Stats) -> None:
+        # One value per status-file write (per worker): the worst lag since that file's last write.
         seen = server.loop_lag()
         while True:
             await asyncio.sleep(1.0)
-            now = server.loop_lag()
-            if now and (seen is None or now[0] != seen[0]):
-                stats.loop_lag_ms.append(now[1])
-                seen = now
+            for name, (written, worst) in server.loop_lag().items():
+                if seen.get(name, (None,))[0] != written:
+                    stats.loop_lag_ms.append(worst)
+                    seen[name] = (written, worst)
 
     return [progress, lag] if isinstance(server, TidingsServer) else [progress]
 

@@ -25,6 +25,7 @@ bench1..benchN round-robin. This module never starts servers: see imap_servers.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import sys
 import time
@@ -145,7 +146,7 @@ class Stats:
 
     def slice_rates(self) -> list[float]:
         """Operations per second in each whole SLICE of the window (a last partial one too)."""
-        count = max(1, int(-(-self.elapsed // SLICE)))
+        count = max(1, math.ceil(round(self.elapsed, 3) / SLICE))  # 60.0000001 s is 6 slices
         out = []
         for i in range(count):
             width = min(SLICE, self.elapsed - i * SLICE)

@@ -145,13 +145,13 @@ def _throughput(results, dovecot, tidings, mix: str, client_counts: list[int]) -
             for name in COMMANDS
             if any(r.runs.get((mix, clients)) and r.runs[mix, clients].latencies.get(name) for r in results)
         ]
-        print(f"  {clients} clients{'':<8}" + "".join(f"{name:>16}" for name in names))
+        print(f"  {clients} clients{'':<8}" + "".join(f"{name:>18}" for name in names))
         for r in results:
             stats = r.runs.get((mix, clients))
             if not stats:
                 continue
             cells = "".join(
-                f"{_ms(stats.latencies[name], 0.5) + ' / ' + _ms(stats.latencies[name], 0.99):>16}"
+                f"{_ms(stats.latencies[name], 0.5) + ' / ' + _ms(stats.latencies[name], 0.99):>18}"
                 for name in names
             )
             print(f"  {r.name:<17}{cells}")
@@ -160,7 +160,7 @@ def _throughput(results, dovecot, tidings, mix: str, client_counts: list[int]) -
         if stats and stats.loop_lag_ms:
             windows = " ".join(f"{lag:.0f}" for lag in stats.loop_lag_ms)
             print(
-                f"  Tidings event loop lag ({clients} clients, worst per status.json window, ms): "
+                f"  Tidings event loop lag ({clients} clients, worst per status-file write, ms): "
                 f"max {max(stats.loop_lag_ms):.0f}; {windows}"
             )
 
@@ -208,9 +208,7 @@ def _isolation(r) -> None:
         f"goal p99 < 100 ms: {verdict}"
     )
     if iso.loop_lag_ms:
-        print(
-            f"  Tidings event loop lag during the scenario (worst per status window, ms): {iso.loop_lag_ms}"
-        )
+        print(f"  Tidings event loop lag during the scenario (worst per status write, ms): {iso.loop_lag_ms}")
 
 
 def _idle(results) -> None:

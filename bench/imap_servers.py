@@ -342,14 +342,13 @@ unauthenticated = 1000000
         """`tidings serve` and any worker processes it started."""
         return [self.pid, *children(self.pid)]
 
-    def loop_lag(self) -> tuple[tuple[float, ...], float] | None:
-        """(when the status files were written, worst recent_max_ms in them), or None if none.
+    def loop_lag(self) -> dict[str, tuple[float, float]]:
+        """{status file: (when it was written, its recent_max_ms)} of the running processes.
 
         The server rewrites status.json every few seconds with the worst lag its loop meter saw
         since the previous write; with several worker processes each writes its own status-N.json
         (files of processes no longer running are skipped)."""
-        written: list[float] = []
-        worst: list[float] = []
+        out: dict[str, tuple[float, float]] = {}
         for path in sorted((self.dir / "data").glob("status*.json")):
             try:
                 data = json.loads(path.read_text())
@@ -357,9 +356,8 @@ unauthenticated = 1000000
                 continue
             lag = data.get("loop_lag")
             if isinstance(lag, dict) and "recent_max_ms" in lag and _alive(int(data.get("pid", 0))):
-                written.append(float(data.get("updated_at", 0.0)))
-                worst.append(float(lag["recent_max_ms"]))
-        return (tuple(written), max(worst)) if worst else None
+                out[path.name] = (float(data.get("updated_at", 0.0)), float(lag["recent_max_ms"]))
+        return out
 
     def describe(self) -> str:
         revision = subprocess.run(
