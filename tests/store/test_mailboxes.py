@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tidings.notify import Change
-from tidings.store import AlreadyExists, NotFound, OverQuota, StoreError
+from tidings.store import AlreadyExists, NotFound, OverQuota, Store, StoreError
 
 MESSAGE = b"From: a@example.org\r\nTo: bob@example.org\r\nSubject: hello\r\n\r\nbody\r\n"
 
@@ -66,6 +66,33 @@ def test_expunge_removes_deleted_messages_and_remembers_them_for_qresync(store, 
     changes = run(store.mailboxes.changes_since(bob.id, inbox.id, before))
     assert changes.expunged == [1, 3]
     assert changes.highestmodseq > before
+
+
+@pytest.mark.parametrize("changes", [3, 150])  # folded in one by one / in one pass over the list
+def test_a_kept_snapshot_is_brought_up_to_date_with_what_changed_since(store, run, changes):
+    run(store.accounts.add_domain("example.org"))
+    carol = run(store.accounts.add_user("carol@example.org", "secret pass 1"))
+    inbox = run(store.mailboxes.get(carol.id, "INBOX"))
+    items = [(MESSAGE + b"%d" % i, [], None) for i in range(200)]
+    run(store.mailboxes.append_many(carol.id, inbox.id, items))
+    run(store.mailboxes.messages(carol.id, inbox.id))  # kept at this HIGHESTMODSEQ
+    run(store.mailboxes.store_flags(carol.id, inbox.id, range(1, changes + 1), "add", ["\\Seen"]))
+    run(store.mailboxes.store_flags(carol.id, inbox.id, range(100, 100 + changes, 2), "add", ["\\Deleted"]))
+    run(store.mailboxes.expunge(carol.id, inbox.id))
+    run(store.mailboxes.append(carol.id, inbox.id, MESSAGE + b"new", ["$Label"]))
+    run(store.mailboxes.store_flags(carol.id, inbox.id, [201], "add", ["\\Deleted"]))
+    run(store.mailboxes.append(carol.id, inbox.id, MESSAGE + b"newer"))
+    run(store.mailboxes.expunge(carol.id, inbox.id))
+    box, kept = run(store.mailboxes.messages(carol.id, inbox.id))
+    fresh = Store.open(store.config)  # a second process: no snapshot of its own
+    try:
+        box_read, read = run(fresh.mailboxes.messages(carol.id, inbox.id))
+    finally:
+        fresh.close()
+    assert box == box_read and kept == read
+    assert [ref.uid for ref in kept][-1] == 202 and 201 not in {ref.uid for ref in kept}
+    deleted = set(range(100, min(100 + changes, 201), 2))
+    assert {ref.uid for ref in kept if "\\Seen" in ref.flags} == set(range(1, changes + 1)) - deleted
 
 
 def test_copy_and_move_keep_flags_and_report_uid_pairs(store, run, bob):

@@ -19,6 +19,7 @@ import logging
 import secrets
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -187,7 +188,6 @@ _REFS = (
     .order_by(_mm.c.uid)
 )
 _REFS_SINCE = _REFS.where(_mm.c.modseq > bindparam("modseq"))
-_REFS_BY_ROW = _REFS.where(_mm.c.id.in_(bindparam("rows", expanding=True)))
 _MAILBOX = select(_mb).where(_mb.c.id == bindparam("mailbox"))
 _MAILBOX_OWNER = select(_mb.c.account_id).where(_mb.c.id == bindparam("mailbox"))
 _MAILBOX_UIDVALIDITY = select(_mb.c.uidvalidity).where(_mb.c.id == bindparam("mailbox"))
@@ -201,6 +201,13 @@ _EXPUNGED_SINCE = (
 )
 _FLAG_ROWS = select(_mm.c.id, _mm.c.uid, _mm.c.flags, _mm.c.modseq).where(
     _mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid.in_(bindparam("uids", expanding=True))
+)
+# STORE reads whole refs: the changed ones are answered from these, not read again after the update.
+_FLAG_REFS = (
+    select(_mm.c.id, *_REF_COLUMNS)
+    .select_from(_mm.join(s.messages, s.messages.c.id == _mm.c.message_id))
+    .where(_mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid.in_(bindparam("uids", expanding=True)))
+    .order_by(_mm.c.uid)
 )
 # Flags are stored as space-separated text: " flags " containing " \Seen " finds exactly that flag
 # (autoescape adds ESCAPE '/', which keeps the backslash literal on PostgreSQL too).
@@ -233,11 +240,10 @@ _COPY_ROWS = (
 _PRESENT_UIDS = select(_mm.c.uid).where(
     _mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid.in_(bindparam("uids", expanding=True))
 )
-_SIZE_OF_UIDS = select(func.coalesce(func.sum(_mm.c.size), 0)).where(
-    _mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid.in_(bindparam("uids", expanding=True))
-)
-_DELETE_UIDS = delete(_mm).where(
-    _mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid.in_(bindparam("uids", expanding=True))
+_DELETE_UIDS = (
+    delete(_mm)
+    .where(_mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid.in_(bindparam("uids", expanding=True)))
+    .returning(_mm.c.size)
 )
 _INSERT_EXPUNGED = insert(s.expunged)
 _INSERT_MAILBOX_MESSAGES = insert(_mm)
@@ -348,7 +354,7 @@ def publish(tx: Tx, hub: Hub, node_id: str, change: Change) -> None:
     tx.after_commit(lambda: hub.publish(change))
 
 
-def message_row(tx: Tx, blob_hash: str, size: int, summary_json: str, fields: dict) -> int:
+def message_row(tx: Tx, blob_hash: str, size: int, summary_json: str | None, fields: dict) -> int:
     """The messages.id for this content, inserting it if new (content is stored once)."""
     existing = tx.conn.execute(_MESSAGE_BY_HASH, {"hash": blob_hash}).first()
     if existing:
@@ -359,6 +365,10 @@ def message_row(tx: Tx, blob_hash: str, size: int, summary_json: str, fields: di
 
 def charge_quota(tx: Tx, account_id: int, size: int) -> None:
     """Add `size` bytes to the account's usage, refusing if that passes its quota."""
+    if size <= 0:  # giving back: nothing to check
+        if tx.conn.execute(_ADD_USAGE, {"account": account_id, "delta": size}).rowcount != 1:
+            raise NotFound("account no longer exists")
+        return
     row = tx.conn.execute(_QUOTA_OF, {"account": account_id}).first()
     if row is None:
         raise NotFound("account no longer exists")
@@ -410,8 +420,9 @@ class Mailboxes:
         # Keyed by blob hash: a summary is a function of the content alone, so an entry can never be
         # served for other content, whatever happens to message ids (compaction deletes rows).
         self._summary_cache: LruCache[str, MessageSummary] = LruCache(SUMMARY_CACHE_ENTRIES)
-        self._snapshot_cache: LruCache[tuple[str, int], tuple[MessageRef, ...]] = LruCache(
-            SNAPSHOT_CACHE_ENTRIES, max_weight=SNAPSHOT_CACHE_MESSAGES, weigh=len
+        # Keyed by the mailbox's object id: (the HIGHESTMODSEQ it is at, its refs in UID order).
+        self._snapshot_cache: LruCache[str, tuple[int, tuple[MessageRef, ...]]] = LruCache(
+            SNAPSHOT_CACHE_ENTRIES, max_weight=SNAPSHOT_CACHE_MESSAGES, weigh=lambda entry: len(entry[1])
         )
         self._snapshot_lock = threading.Lock()
         self._body_cache: LruCache[str, bytes] = LruCache(
@@ -537,7 +548,7 @@ class Mailboxes:
                 insert_into_mailbox(
                     tx, new_id, [(r.message_id, r.size, r.flags, r.internal_date) for r in refs]
                 )
-                _expunge_rows(tx, row.id, [r.uid for r in refs])
+                _expunge_rows(tx, account_id, row.id, [r.uid for r in refs])
                 self._publish(tx, account_id, row.id, "message")
             else:
                 children = tx.conn.execute(
@@ -607,24 +618,33 @@ class Mailboxes:
     async def messages(self, account_id: int, mailbox_id: int) -> tuple[Mailbox, list[MessageRef]]:
         """The mailbox row and all its messages in UID order, read in one transaction (a snapshot).
 
-        Snapshots are kept per mailbox and HIGHESTMODSEQ: every change to a mailbox's messages bumps
-        it (and a new mailbox starts at 1 with none), so an unchanged value means an unchanged list,
-        and a client re-selecting a large mailbox costs one row read instead of one per message.
+        The last snapshot of each mailbox is kept with the HIGHESTMODSEQ it was read at: every
+        change to a mailbox's messages bumps it (and a new mailbox starts at 1 with none), so an
+        unchanged value means an unchanged list, and a changed one needs only what changed since
+        (`changes_since`) folded in. A client re-selecting a large mailbox that others write to
+        costs a few rows instead of one per message.
         """
 
         def op(tx: Tx, build: bool = True):
             box = _owned_mailbox(tx, account_id, mailbox_id)
             # object_id is random per mailbox creation: a reused row id never hits an old entry.
-            key = (box.object_id, box.highestmodseq)
             with self._snapshot_lock:
-                refs = self._snapshot_cache.get(key)
+                cached = self._snapshot_cache.get(box.object_id)
+            refs = None
+            if cached is not None and cached[0] <= box.highestmodseq:
+                refs = cached[1]
+                if cached[0] < box.highestmodseq:
+                    refs = _advance_snapshot(tx, mailbox_id, cached[0], refs, on_loop=not build)
             if refs is None:
                 if not build:
                     return box.uidnext - 1  # at least as many as the mailbox holds
                 with without_cycle_collection():
                     refs = tuple(_ref(r) for r in tx.conn.execute(_REFS, {"mailbox": mailbox_id}))
+            if cached is None or cached[1] is not refs:
                 with self._snapshot_lock:
-                    self._snapshot_cache.put(key, refs)
+                    latest = self._snapshot_cache.get(box.object_id)
+                    if latest is None or latest[0] <= box.highestmodseq:
+                        self._snapshot_cache.put(box.object_id, (box.highestmodseq, refs))
             return _mailbox(box), list(refs)
 
         found = await self.db.read(op, False)
@@ -695,24 +715,24 @@ class Mailboxes:
         mailbox_id: int,
         items: list[tuple[bytes, Iterable[str], float | None]],
     ) -> list[tuple[int, int]]:
-        """MULTIAPPEND: all messages or none (RFC 3502)."""
-        from tidings.mail.ingest import prepare
+        """MULTIAPPEND: all messages or none (RFC 3502).
 
+        Like SMTP acceptance, the messages are stored without their MIME analysis (summary NULL):
+        the indexer or the first reader does it, so parsing never delays the APPEND's OK (nor, for
+        a big message, the event loop), and content stored already is not analysed again."""
         prepared = []
         for raw, flags, internal_date in items:
             blob_hash = await self.blobs.prepare(raw)
-            prepared.append((prepare(raw, blob_hash), raw, format_flags(flags), internal_date or time.time()))
+            prepared.append((blob_hash, raw, format_flags(flags), internal_date or time.time()))
 
         def op(tx: Tx) -> list[tuple[int, int]]:
             _check_owner(tx, account_id, mailbox_id)
-            self.blobs.insert_rows(tx, [(message.blob_hash, raw) for message, raw, _, _ in prepared])
+            self.blobs.insert_rows(tx, [(blob_hash, raw) for blob_hash, raw, _, _ in prepared])
             rows = []
-            for message, _, flags, internal_date in prepared:
-                charge_quota(tx, account_id, message.size)
-                message_id = message_row(
-                    tx, message.blob_hash, message.size, message.summary_json, message.fields
-                )
-                rows.append((message_id, message.size, flags, internal_date))
+            for blob_hash, raw, flags, internal_date in prepared:
+                charge_quota(tx, account_id, len(raw))
+                message_id = message_row(tx, blob_hash, len(raw), None, {})
+                rows.append((message_id, len(raw), flags, internal_date))
             uidvalidity, modseq, uids = insert_into_mailbox(tx, mailbox_id, rows)
             self._publish(tx, account_id, mailbox_id, "message", modseq)
             return [(uidvalidity, uid) for uid in uids]
@@ -743,7 +763,7 @@ class Mailboxes:
             _check_owner(tx, account_id, mailbox_id)
             rows = []
             for chunk in _chunks(uid_list, 500):
-                rows.extend(tx.conn.execute(_FLAG_ROWS, {"mailbox": mailbox_id, "uids": chunk}).all())
+                rows.extend(tx.conn.execute(_FLAG_REFS, {"mailbox": mailbox_id, "uids": chunk}).all())
             refused = []
             updates = []
             for row in rows:
@@ -758,19 +778,27 @@ class Mailboxes:
                 else:
                     new = set(wanted)
                 if new != current:
-                    updates.append((row.id, format_flags(new)))
+                    updates.append((row, format_flags(new)))
             if not updates:
                 return [], sorted(refused)
             _, modseq = bump_mailbox(tx, mailbox_id)
             tx.conn.execute(
-                _SET_FLAGS, [{"row": row, "new_flags": text, "new_modseq": modseq} for row, text in updates]
+                _SET_FLAGS,
+                [{"row": row.id, "new_flags": text, "new_modseq": modseq} for row, text in updates],
             )
-            ids = [row_id for row_id, _ in updates]
-            changed = []
-            for chunk in _chunks(ids, 500):
-                changed.extend(
-                    _ref(r) for r in tx.conn.execute(_REFS_BY_ROW, {"mailbox": mailbox_id, "rows": chunk})
+            changed = [
+                MessageRef(
+                    row.uid,
+                    row.message_id,
+                    row.blob_hash,
+                    row.size,
+                    parse_flags(text),
+                    modseq,
+                    row.internal_date,
+                    row.save_date,
                 )
+                for row, text in updates
+            ]
             self._publish(tx, account_id, mailbox_id, "message", modseq)
             return changed, sorted(refused)
 
@@ -798,7 +826,7 @@ class Mailboxes:
             )
             self._publish(tx, account_id, target_id, "message", modseq)
             if move:
-                source_modseq = _expunge_rows(tx, source_id, [r.uid for r in rows])
+                source_modseq = _expunge_rows(tx, account_id, source_id, [r.uid for r in rows])
                 self._publish(tx, account_id, source_id, "message", source_modseq)
             return uidvalidity, [(r.uid, new) for r, new in zip(rows, new_uids, strict=True)]
 
@@ -819,7 +847,7 @@ class Mailboxes:
             targets = sorted(r.uid for r in rows if "\\Deleted" in r.flags.split())
             if not targets:
                 return []
-            modseq = _expunge_rows(tx, mailbox_id, targets)
+            modseq = _expunge_rows(tx, account_id, mailbox_id, targets)
             self._publish(tx, account_id, mailbox_id, "message", modseq)
             return sorted(targets)
 
@@ -838,7 +866,7 @@ class Mailboxes:
                 )
             if not present:
                 return []
-            modseq = _expunge_rows(tx, mailbox_id, present)
+            modseq = _expunge_rows(tx, account_id, mailbox_id, present)
             self._publish(tx, account_id, mailbox_id, "message", modseq)
             return sorted(present)
 
@@ -964,20 +992,62 @@ class Mailboxes:
         return raw
 
 
-def _expunge_rows(tx: Tx, mailbox_id: int, uids: list[int]) -> int:
-    """Delete mailbox rows, remember them for QRESYNC, give back quota. Returns the new modseq."""
+def _expunge_rows(tx: Tx, account_id: int, mailbox_id: int, uids: list[int]) -> int:
+    """Delete rows of the account's mailbox (the caller checked it is the account's), remember
+    them for QRESYNC, give back quota. Returns the new modseq."""
     _, modseq = bump_mailbox(tx, mailbox_id)
     freed = 0
     for chunk in _chunks(uids, 500):
-        params = {"mailbox": mailbox_id, "uids": chunk}
-        freed += tx.conn.execute(_SIZE_OF_UIDS, params).scalar_one()
-        tx.conn.execute(_DELETE_UIDS, params)
+        freed += sum(tx.conn.execute(_DELETE_UIDS, {"mailbox": mailbox_id, "uids": chunk}).scalars())
     tx.conn.execute(
         _INSERT_EXPUNGED, [{"mailbox_id": mailbox_id, "uid": uid, "modseq": modseq} for uid in uids]
     )
-    account_id = tx.conn.execute(_MAILBOX_OWNER, {"mailbox": mailbox_id}).scalar_one()
     charge_quota(tx, account_id, -int(freed))
     return modseq
+
+
+# Changes folded into a cached snapshot one by one (bisect, then replace or delete in place); more
+# are folded in one pass over the whole list.
+FEW_CHANGES = 64
+
+
+def _advance_snapshot(
+    tx: Tx, mailbox_id: int, modseq: int, refs: tuple[MessageRef, ...], on_loop: bool
+) -> tuple[MessageRef, ...] | None:
+    """`refs`, the mailbox's messages at `modseq`, brought to the transaction's state by what
+    changed since; None when that is better done by reading the whole list again (or, `on_loop`,
+    a pass over a big list that belongs in a thread)."""
+    params = {"mailbox": mailbox_id, "modseq": modseq}
+    changed = [_ref(r) for r in tx.conn.execute(_REFS_SINCE, params)]
+    gone = set(tx.conn.execute(_EXPUNGED_SINCE, params).scalars())
+    last = refs[-1].uid if refs else 0
+    # UIDs only grow: a message above the snapshot's last UID is new, one below it was in the list.
+    updated = [ref for ref in changed if ref.uid <= last]
+    arrived = [ref for ref in changed if ref.uid > last and ref.uid not in gone]
+    if len(updated) + len(gone) <= FEW_CHANGES:
+        out = list(refs)
+        for ref in updated:
+            index = bisect_left(out, ref.uid, key=_uid_of)
+            if index == len(out) or out[index].uid != ref.uid:
+                return None  # not where it must be: read the list afresh
+            out[index] = ref
+        for uid in sorted(gone, reverse=True):
+            index = bisect_left(out, uid, key=_uid_of)
+            if index < len(out) and out[index].uid == uid:
+                del out[index]
+    else:
+        if on_loop and len(refs) >= HEAVY_ROWS:
+            return None
+        fresh = {ref.uid: ref for ref in updated}
+        out = [fresh.pop(ref.uid, ref) for ref in refs if ref.uid not in gone]
+        if fresh:
+            return None
+    out += arrived
+    return tuple(out)
+
+
+def _uid_of(ref: MessageRef) -> int:
+    return ref.uid
 
 
 def _owned_mailbox(tx: Tx, account_id: int, mailbox_id: int):
