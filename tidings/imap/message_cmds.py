@@ -100,6 +100,8 @@ async def fetch(session, cmd: c.Fetch) -> None:
         fresh = {ref.uid: ref for ref in changed}
         for ref in changed:
             selected.replace(ref)
+        if changed:
+            selected.caught_up_with_own_change(changed[0].modseq)
         flags_changed = set(fresh)
         contexts = [MessageContext(ctx.seq, fresh.get(ctx.uid, ctx.ref), ctx.recent) for ctx in contexts]
     responses = fetch_responses(
@@ -153,6 +155,8 @@ async def store(session, cmd: c.Store):
         elif new is not None and condstore:
             # RFC 7162 3.1.3: even .SILENT reports the new MODSEQ of what changed.
             lines += selected.fetch_flags_line(seq, ref, condstore, include_flags=False)
+    if changed:
+        selected.caught_up_with_own_change(changed[0].modseq)
     out = bytearray()
     selected.take_flags_update(out)  # a new keyword is announced before the FETCH showing it
     session.write(bytes(out + lines))

@@ -194,6 +194,13 @@ class SelectedMailbox:
         self._note_keywords(ref)
         return True
 
+    def caught_up_with_own_change(self, modseq: int) -> None:
+        """Our own write took the mailbox to ``modseq`` and its result is folded in (``replace``):
+        if the snapshot was at the modseq just before, nobody else changed anything in between,
+        so the snapshot is now at ``modseq`` and the change's notification needs no store read."""
+        if self.modseq == modseq - 1:
+            self.modseq = modseq
+
     def apply(self, changes: Changes) -> None:
         """Fold in what :meth:`changes_since(self.modseq)` returned; announce later."""
         refs = self.refs

@@ -556,12 +556,15 @@ class ImapSession:
             return
         touched = set(waiter.mailboxes)
         kinds = waiter.kinds
+        announced = waiter.modseqs.get(self.selected.mailbox_id, 0) if self.selected is not None else 0
         waiter.clear()
         if self.notify is not None:
             await deliver_mailbox_events(self, kinds)
         selected = self.selected
         if selected is None or (selected.mailbox_id not in touched and None not in touched):
             return
+        if None not in touched and announced <= selected.modseq:
+            return  # only changes the snapshot already holds (this session's own STORE)
         try:
             changes = await shared_changes_since(
                 self.store, self.account.id, selected.mailbox_id, selected.modseq

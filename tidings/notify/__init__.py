@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 log = logging.getLogger(__name__)
 
 CHANNEL = "tidings_changes"
+UNKNOWN_MODSEQ = float("inf")  # a change published without its modseq: may be anything
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,17 @@ class Waiter:
         # What happened where, for IMAP NOTIFY (RFC 5465): mailbox id -> change kinds.  Bounded
         # by the account's mailboxes times a handful of kinds, however many changes arrive.
         self.kinds: dict[int | None, set[str]] = defaultdict(set)
+        # The highest modseq announced per mailbox (UNKNOWN_MODSEQ: some change did not say): a
+        # session whose snapshot is already there, having made the change itself, need not read.
+        self.modseqs: dict[int | None, float] = {}
         self._unsubscribe = hub.subscribe(account_id, self._on_change)
 
     def _on_change(self, change: Change) -> None:
         self.mailboxes.add(change.mailbox_id)
         self.kinds[change.mailbox_id].add(change.kind)
+        modseq = change.modseq or UNKNOWN_MODSEQ
+        if modseq > self.modseqs.get(change.mailbox_id, 0):
+            self.modseqs[change.mailbox_id] = modseq
         self._event.set()
 
     @property
@@ -112,6 +119,7 @@ class Waiter:
         self._event.clear()
         self.mailboxes.clear()
         self.kinds = defaultdict(set)
+        self.modseqs = {}
 
     async def wait(self) -> None:
         await self._event.wait()
