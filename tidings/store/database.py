@@ -12,7 +12,7 @@ expunges, \\Recent, subscriptions: `write_lazy`) may commit without waiting for 
 Dovecot's default mail_fsync=optimized does. A lazy commit is in the operating system once it
 returns, so it survives the process being killed; a power loss may lose the last moments of them,
 until the next durable commit or checkpoint (which syncs everything committed before it). A batch
-holding one durable write is committed durably as a whole.
+holding both kinds commits the lazy writes first, apart, so they do not wait for the fsync.
 
 Reads on PostgreSQL run in worker threads (network round trips). Reads on SQLite run on the event
 loop itself: they are local, WAL readers never wait for a lock (checkpoints here are PASSIVE), and
@@ -216,6 +216,12 @@ class Database:
                 self._commit_batch(batch, loop)
 
     def _commit_batch(self, batch: list, loop: asyncio.AbstractEventLoop) -> None:
+        lazy = [entry for entry in batch if isinstance(entry[0], _Lazy)]
+        if lazy and len(lazy) < len(batch):
+            # Flag changes and expunges need not wait for the fsync new mail needs: they are
+            # committed (and answered) first, in a transaction of their own.
+            self._commit_batch(lazy, loop)
+            batch = [entry for entry in batch if not isinstance(entry[0], _Lazy)]
         durable = not all(isinstance(fn, _Lazy) for fn, _, _ in batch)
         try:
             with self._write_lock, self._connect_write() as conn:
