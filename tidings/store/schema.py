@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -166,6 +167,14 @@ messages = Table(
     # analyses it once, off the path that says "250 OK".
     Column("summary", Text),
     Column("created_at", Float, nullable=False),
+    # The indexer's work list: only the messages still without a summary (a handful), so finding
+    # them does not read the whole table (55-100 ms per batch on a store of 100,000 messages).
+    Index(
+        "ix_messages_unindexed",
+        "id",
+        sqlite_where=text("summary IS NULL"),
+        postgresql_where=text("summary IS NULL"),
+    ),
     sqlite_autoincrement=True,
 )
 

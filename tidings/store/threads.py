@@ -93,6 +93,8 @@ class Threads:
     def __init__(self, db: Database, mailboxes) -> None:
         self.db = db
         self.mailboxes = mailboxes
+        # mailbox_messages.id up to which the background indexer has threaded (assign_pending).
+        self._threaded_upto = 0
 
     async def thread_ids(self, account_id: int, refs: Iterable[MessageRef]) -> dict[int, int]:
         """{messages.id: thread id} for messages of the account, threading any not threaded yet.
@@ -113,33 +115,43 @@ class Threads:
         return found
 
     async def assign_pending(self, limit: int = 200) -> int:
-        """Thread up to ``limit`` indexed messages that some account holds but has not threaded
-        (the background indexer); returns how many it looked at."""
+        """Thread the next ``limit`` mailbox entries after the last one looked at (the background
+        indexer); returns how many it looked at, 0 once it has reached the newest.
+
+        Entries are walked in id order from a mark kept here, so each batch reads only its own
+        rows: the former query for "held but not threaded" joined every mailbox entry of every
+        account on each call, 50-150 ms on the event loop for a store of 100,000 messages even with
+        nothing left to do. An entry committed late under a smaller id than the mark (another node
+        on PostgreSQL) is not missed for good: `thread_ids` threads whatever it finds unthreaded."""
         mm, mb, m = s.mailbox_messages, s.mailboxes, s.messages
+        mark = self._threaded_upto
 
         def pending(tx: Tx) -> list:
-            unthreaded = ~(
+            threaded = (
                 select(_t.c.message_id)
                 .where(and_(_t.c.account_id == mb.c.account_id, _t.c.message_id == mm.c.message_id))
                 .exists()
             )
             return tx.conn.execute(
-                select(mb.c.account_id, mm.c.message_id, m.c.blob_hash)
+                select(mm.c.id, mb.c.account_id, mm.c.message_id, m.c.blob_hash, threaded.label("threaded"))
                 .select_from(mm.join(mb, mb.c.id == mm.c.mailbox_id).join(m, m.c.id == mm.c.message_id))
-                .where(m.c.summary.is_not(None), unthreaded)
-                .distinct()
-                .order_by(mm.c.message_id)
+                .where(mm.c.id > mark)
+                .order_by(mm.c.id)
                 .limit(limit)
             ).all()
 
         rows = await self.db.read(pending)
-        by_account: dict[int, list[MessageRef]] = {}
+        by_account: dict[int, dict[int, MessageRef]] = {}
         for row in rows:
+            if row.threaded:
+                continue
             # Only the content (id and hash) matters for reading a summary.
             ref = MessageRef(0, row.message_id, row.blob_hash, 0, frozenset(), 0, 0.0, 0.0)
-            by_account.setdefault(row.account_id, []).append(ref)
+            by_account.setdefault(row.account_id, {})[row.message_id] = ref
         for account_id, refs in by_account.items():
-            await self._assign(account_id, refs)
+            await self._assign(account_id, list(refs.values()))
+        if rows:
+            self._threaded_upto = max(self._threaded_upto, rows[-1].id)
         return len(rows)
 
     async def _assign(self, account_id: int, refs: list[MessageRef]) -> dict[int, int]:
