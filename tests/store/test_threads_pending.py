@@ -17,8 +17,7 @@ REPLY = (
     b"Message-ID: <reply@remote.test>\r\nIn-Reply-To: <parent@remote.test>\r\n\r\nbody\r\n"
 )
 OTHER = (
-    b"From: d@remote.test\r\nTo: bob@example.org\r\nSubject: else\r\n"
-    b"Message-ID: <o@remote.test>\r\n\r\nx\r\n"
+    b"From: d@remote.test\r\nTo: bob@example.org\r\nSubject: else\r\nMessage-ID: <o@remote.test>\r\n\r\nx\r\n"
 )
 
 
