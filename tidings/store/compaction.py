@@ -66,12 +66,20 @@ def _drop_messages(tx: Tx, ids: list[int]) -> int:
     ).rowcount
 
 
-def _inline_page(tx: Tx, after: str) -> list[tuple[str, int]]:
+def _unreferenced_inline_page(tx: Tx, after: str) -> tuple[str | None, dict[str, int]]:
+    """The next page of inline bodies after `after`: (its last hash, or None past the end; the
+    sizes of the page's bodies nothing referred to when read). Only those are handed to a write,
+    which checks again: on a store where almost every body is in use, a write (a commit and the
+    write lock) per page made compaction of 100,000 bodies take 11 s alone and 30-140 s under
+    load, holding up deliveries on every page."""
     b = s.blob_data
     rows = tx.conn.execute(
         select(b.c.hash, func.length(b.c.data)).where(b.c.hash > after).order_by(b.c.hash).limit(CHUNK)
     ).all()
-    return [(digest, size) for digest, size in rows]
+    if not rows:
+        return None, {}
+    referenced = _referenced(tx, [digest for digest, _ in rows])
+    return rows[-1][0], {digest: size for digest, size in rows if digest not in referenced}
 
 
 def _drop_inline(tx: Tx, hashes: list[str]) -> list[str]:
@@ -94,22 +102,24 @@ def _drop_inline(tx: Tx, hashes: list[str]) -> list[str]:
 
 
 async def compact(db: Database, blobs: BlobStore) -> CompactionReport:
+    # Reads in a worker thread and writes that do not wait for an fsync: this is background work
+    # (a removal lost in a power cut leaves garbage for the next run, never a dangling reference).
     messages_removed = 0
-    while ids := await db.read(_orphan_messages):
-        removed = await db.write(_drop_messages, ids)
+    while ids := await db.read_in_thread(_orphan_messages):
+        removed = await db.write_lazy(_drop_messages, ids)
         messages_removed += removed
         if removed == 0:
             break
 
     inline_removed = 0
     freed = 0
-    after = ""
-    while page := await db.read(_inline_page, after):
-        after = page[-1][0]
-        sizes = dict(page)
-        unused = await db.write(_drop_inline, list(sizes))
-        inline_removed += len(unused)
-        freed += sum(sizes[h] for h in unused)
+    after: str | None = ""
+    while after is not None:
+        after, sizes = await db.read_in_thread(_unreferenced_inline_page, after)
+        if sizes:
+            unused = await db.write_lazy(_drop_inline, list(sizes))
+            inline_removed += len(unused)
+            freed += sum(sizes[h] for h in unused)
 
     files_removed = 0
     now = time.time()
@@ -124,7 +134,7 @@ async def compact(db: Database, blobs: BlobStore) -> CompactionReport:
                     candidates.append(sub.name + path.name)
     for start in range(0, len(candidates), CHUNK):
         chunk = candidates[start : start + CHUNK]
-        referenced = await db.read(_referenced, chunk)
+        referenced = await db.read_in_thread(_referenced, chunk)
         for digest in chunk:
             # A delivery may touch the file now and commit its reference later: remove_if_stale
             # keeps a file touched since the cutoff.
