@@ -340,23 +340,24 @@ def _human(size: int) -> str:
     return str(size)
 
 
-def _bind_and_drop_root(config: Config, *, bind: bool):
+def _bind_and_drop_root(config: Config, *, copies: int):
     """Started as root: bind the ports, load the TLS certificate, then give up root
-    (tidings.privileges); `bind` binds them when not started as root too. Returns (sockets, tls),
-    (None, None) when nothing was bound."""
+    (tidings.privileges); with several worker processes (`copies` > 1) bind them when not started
+    as root too. Returns (one set of sockets per worker, tls), (None, None) when nothing was
+    bound."""
     from tidings import privileges
     from tidings.net.tls import ServerTls
     from tidings.server import Server
 
     run_as = privileges.plan(config)
-    if run_as is None and not bind:
+    if run_as is None and copies == 1:
         return None, None
     if run_as is not None:
         privileges.hand_over(config, run_as)
     else:
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
     try:
-        sockets = Server.bind(config)
+        sockets = Server.bind(config, copies)
     except OSError as exc:
         raise CommandError(str(exc.strerror or exc)) from None
     tls = ServerTls(config)  # as root: a configured key may be readable by root only
@@ -373,9 +374,9 @@ def _serve(config: Config) -> int:
     from tidings.server import Server, run_server
 
     count = config.worker_count
-    sockets, tls = _bind_and_drop_root(config, bind=count > 1)
+    sockets, tls = _bind_and_drop_root(config, copies=count)
     if count == 1:
-        run_server(Server(config, sockets, tls))
+        run_server(Server(config, sockets[0] if sockets else None, tls))
         return 0
     from tidings.supervisor import Supervisor
 

@@ -175,15 +175,17 @@ class Server:
         return self.app
 
     @staticmethod
-    def bind(config: Config) -> dict[tuple[str, str, int], list[socket.socket]]:
-        """Bind every configured listener now (as root, before tidings.privileges drops it)."""
-        from tidings.net.listener import bind
+    def bind(config: Config, copies: int = 1) -> list[dict[tuple[str, str, int], list[socket.socket]]]:
+        """Bind every configured listener now (as root, before tidings.privileges drops it): one
+        set of sockets per worker process (`tidings.net.listener.bind_copies`)."""
+        from tidings.net.listener import bind_copies
 
-        return {
-            (name, host, port): bind(host, port)
-            for name, addresses in config.listen.items()
-            for host, port in addresses
-        }
+        sets: list[dict] = [{} for _ in range(copies)]
+        for name, addresses in config.listen.items():
+            for host, port in addresses:
+                for index, socks in enumerate(bind_copies(host, port, copies)):
+                    sets[index][(name, host, port)] = socks
+        return sets
 
     def _start_workers(self) -> None:
         """The outbound queue (first: tests find it as workers[0]) and the message indexer, in the

@@ -9,8 +9,9 @@ cores runs `workers` processes (default: one per core). The supervisor, the proc
    waits in the kernel's backlog instead of being refused;
 2. prepares the store once in a short-lived forked child (migrations, the default domain, the
    durability check, the SRS secret), so workers never race to migrate;
-3. forks the workers. Each inherits the listening sockets and accepts on them from its own event
-   loop (the kernel hands a connection to whichever loop is free to accept it first), opens its own
+3. forks the workers. Each listens on its own set of sockets bound to the same ports with
+   SO_REUSEPORT (the kernel spreads connections over the sets by the client's address and port;
+   with one shared set the first worker to wake took most of a burst), opens its own
    store and runs a `tidings.server.Server` with its `Worker` place. Worker 0 is the primary: only
    it runs the outbound queue, the indexer, maintenance and SQLite's WAL checkpoints. A worker asks
    the kernel for SIGKILL when the supervisor dies (PR_SET_PDEATHSIG), so `kill -9` of the
@@ -99,11 +100,12 @@ class Supervisor:
     def __init__(
         self,
         config: Config,
-        sockets: dict[tuple[str, str, int], list[socket.socket]],
+        sockets: list[dict[tuple[str, str, int], list[socket.socket]]],
         tls: ServerTls,
         count: int,
     ) -> None:
         self.config = config
+        # One set of listening sockets per worker (SO_REUSEPORT; tidings.net.listener.bind_copies).
         self.sockets = sockets
         self.tls = tls
         self.slots = [Slot(index) for index in range(count)]
@@ -118,9 +120,8 @@ class Supervisor:
 
     def run(self) -> int:
         """Prepare the store, start the workers, serve until SIGTERM/SIGINT; the exit status."""
-        for socks in self.sockets.values():
-            for sock in socks:
-                sock.listen(LISTEN_BACKLOG)
+        for sock in self._all_sockets():
+            sock.listen(LISTEN_BACKLOG)
         # First: a SIGTERM that comes as soon as the ports answer still ends in a clean stop.
         self.selector = selectors.DefaultSelector()
         self._install_signals()
@@ -238,7 +239,12 @@ class Supervisor:
         config = copy.copy(self.config)
         # Each worker is its own node for change events (PostgreSQL NOTIFY drops only our echoes).
         config.node_id = f"{self.config.node_id}/w{index}"
-        run_server(Server(config, self.sockets, self.tls, Worker(index, bus)))
+        for other, sockets in enumerate(self.sockets):
+            if other != index:
+                for socks in sockets.values():
+                    for sock in socks:
+                        sock.close()
+        run_server(Server(config, self.sockets[index], self.tls, Worker(index, bus)))
         return 0
 
     def _reap(self) -> None:
@@ -299,9 +305,8 @@ class Supervisor:
                 slot.pid = 0
 
     def _clean_up(self) -> None:
-        for socks in self.sockets.values():
-            for sock in socks:
-                sock.close()
+        for sock in self._all_sockets():
+            sock.close()
         for slot in self.slots:
             if slot.bus is not None:
                 slot.bus.close()
@@ -391,9 +396,12 @@ class Supervisor:
 
     # -- status ----------------------------------------------------------------------------------
 
+    def _all_sockets(self) -> list[socket.socket]:
+        return [sock for sockets in self.sockets for socks in sockets.values() for sock in socks]
+
     def ports(self) -> dict[str, list[tuple[str, int]]]:
         out: dict[str, list[tuple[str, int]]] = {}
-        for (name, _, _), socks in self.sockets.items():
+        for (name, _, _), socks in self.sockets[0].items():
             for sock in socks:
                 host, port = sock.getsockname()[:2]
                 out.setdefault(name, []).append((host, port))

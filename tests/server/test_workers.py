@@ -255,6 +255,23 @@ def test_sigterm_to_the_supervisor_stops_every_worker_and_frees_the_ports(served
             sock.listen()
 
 
+def test_a_burst_of_connections_opened_at_once_reaches_both_workers(served):
+    """Each worker accepts on its own SO_REUSEPORT sockets: with one shared socket, the worker that
+    woke first took a whole burst (20 at once: 20/0 in two bursts of eight), so a client pool that
+    connects all at once left the other core idle. By hash, all 20 on one worker has odds of 2 in
+    a million."""
+    pids = worker_pids(served).values()
+    clients = [socket.create_connection(("127.0.0.1", served.ports["smtp"]), timeout=30) for _ in range(20)]
+    try:
+        for client in clients:
+            assert client.recv(200).startswith(b"220")
+        holders = {serving_pid(client, pids) for client in clients}
+        assert holders == set(pids)
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_kill_9_of_the_supervisor_leaves_no_worker_behind(served):
     pids = worker_pids(served)
     served.proc.kill()

@@ -257,7 +257,29 @@ def where(host: str, port: int, sock: socket.socket | None) -> dict:
     return {"host": host, "port": port, "reuse_address": True}
 
 
-def bind(host: str, port: int) -> list[socket.socket]:
+def bind_copies(host: str, port: int, copies: int) -> list[list[socket.socket]]:
+    """`copies` sets of sockets on the same host:port with SO_REUSEPORT, one set per worker process
+    (tidings.supervisor): the kernel spreads new connections over the sets by a hash of the
+    client's address and port. With one set shared by all workers, the worker that woke first took
+    a whole burst of connections (20 opened at once split 19/1, 16/4, 13/7), leaving the other
+    cores idle for as long as those connections lived. Port 0 gets a free port for the first set
+    and the same port for the others."""
+    first = bind(host, port, reuse_port=copies > 1)
+    sets = [first]
+    try:
+        if port == 0 and first:
+            port = first[0].getsockname()[1]
+        for _ in range(copies - 1):
+            sets.append(bind(host, port, reuse_port=True))
+    except BaseException:
+        for socks in sets:
+            for sock in socks:
+                sock.close()
+        raise
+    return sets
+
+
+def bind(host: str, port: int, reuse_port: bool = False) -> list[socket.socket]:
     """Bind host:port now, as asyncio's `create_server` would (every address `host` resolves to,
     IPv6 sockets v6-only), without listening yet.
 
@@ -271,6 +293,8 @@ def bind(host: str, port: int) -> list[socket.socket]:
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
