@@ -6,7 +6,7 @@ Handlers write their replies or raise `Refused`, which the loop turns into `-ERR
 
 Decisions (see also the module docstrings of maildrop.py and wire.py):
 - The maildrop is the account's INBOX, snapshotted at login; one session per maildrop per node
-  (`maildrop.LOCKS`), a second login gets `-ERR [IN-USE]` (RFC 2449 section 8.1.1).
+  (`tidings.store.locks.LOCKS`), a second login gets `-ERR [IN-USE]` (RFC 2449 section 8.1.1).
 - Nothing changes in the store before QUIT in TRANSACTION state (UPDATE, RFC 1939 section 6): then
   messages marked with DELE are removed and messages sent in full by RETR get \\Seen (as Dovecot
   does by default). A dropped connection or an idle timeout changes nothing.
@@ -35,10 +35,11 @@ from tidings.net.tls import server_end_point
 from tidings.notify import Waiter
 from tidings.pop3 import parser as p
 from tidings.pop3.errors import Refused
-from tidings.pop3.maildrop import LOCKS, Maildrop, lock_dir
+from tidings.pop3.maildrop import Maildrop
 from tidings.pop3.stream import LineStream, LineTooLong
 from tidings.pop3.wire import message_pieces, multiline_lines, status, top_length
 from tidings.store import StoreError
+from tidings.store.locks import LOCKS, lock_dir
 
 log = logging.getLogger(__name__)
 
