@@ -264,6 +264,15 @@ def bind_copies(host: str, port: int, copies: int) -> list[list[socket.socket]]:
     a whole burst of connections (20 opened at once split 19/1, 16/4, 13/7), leaving the other
     cores idle for as long as those connections lived. Port 0 gets a free port for the first set
     and the same port for the others."""
+    if copies > 1:
+        # SO_REUSEPORT would let this bind share a port another process of ours already listens on
+        # (a second `tidings serve`, or port 0 handed out again): bind it plainly first, which
+        # fails with "address in use" as a single process would, then bind the sets.
+        plain = bind(host, port)
+        if port == 0 and plain:
+            port = plain[0].getsockname()[1]
+        for sock in plain:
+            sock.close()
     first = bind(host, port, reuse_port=copies > 1)
     sets = [first]
     try:
