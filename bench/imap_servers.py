@@ -24,9 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from managed import HOST, ManagedServer, free_port, pid_alive
+
 REPO = Path(__file__).resolve().parent.parent
 DOVECOT = "/usr/sbin/dovecot"
-HOST = "127.0.0.1"
 DOMAIN = "bench.test"
 
 
@@ -42,13 +43,6 @@ def stop_on_signals() -> None:
 
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def free_port() -> int:
-    """A port the kernel says is free now (a tiny race with other programs is acceptable here)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def raise_nofile(target: int) -> int:
@@ -124,7 +118,7 @@ def process_name(pid: int) -> str:
         return ""
 
 
-class _Server:
+class _Server(ManagedServer):
     name = "?"
 
     def __init__(self, users: dict[str, str], *, keep: bool = False, tmp: str | None = None) -> None:
@@ -145,29 +139,8 @@ class _Server:
     def login_name(self, user: str) -> str:
         return user
 
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        raise NotImplementedError
-
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+        self.stop_process(15)
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -355,7 +328,7 @@ unauthenticated = 1000000
             except (OSError, ValueError):
                 continue
             lag = data.get("loop_lag")
-            if isinstance(lag, dict) and "recent_max_ms" in lag and _alive(int(data.get("pid", 0))):
+            if isinstance(lag, dict) and "recent_max_ms" in lag and pid_alive(data.get("pid")):
                 out[path.name] = (float(data.get("updated_at", 0.0)), float(lag["recent_max_ms"]))
         return out
 
@@ -366,18 +339,6 @@ unauthenticated = 1000000
         where = f"{self.source}" + (f" at {revision}" if revision else "")
         workers = f", workers = {self.workers}" if self.workers is not None else ""
         return f"{super().describe()}, code from {where}{workers}"
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def server_memory(server) -> tuple[int, int, int]:

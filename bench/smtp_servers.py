@@ -29,20 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from managed import HOST, ManagedServer, free_port, pid_alive
+
 REPO = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 DOMAIN = "bench.test"
 RECIPIENT = f"rcpt@{DOMAIN}"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 POSTFIX = "/usr/sbin/postfix"
 POSTCONF = "/usr/sbin/postconf"
-
-
-def free_port() -> int:
-    """A port the kernel says is free now (a tiny race with other programs is acceptable here)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_banner(
@@ -73,7 +67,7 @@ def _unprivileged_user() -> tuple[int, int]:
     return pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
 
 
-class _Server:
+class _Server(ManagedServer):
     name = "?"
 
     def __init__(self, *, keep: bool = False) -> None:
@@ -84,32 +78,8 @@ class _Server:
         self.proc: subprocess.Popen | None = None
         self.log = self.dir / "server.log"
 
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def _stop_process(self, timeout: float = 30) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
     def stop(self) -> None:
-        self._stop_process()
+        self.stop_process()
         if self.keep:
             print(f"{self.name}: directory kept in {self.dir}")
         else:
@@ -412,18 +382,6 @@ unauthenticated = 10000
                 status = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            if isinstance(status.get("loop_lag"), dict) and _alive(status.get("pid", 0)):
+            if isinstance(status.get("loop_lag"), dict) and pid_alive(status.get("pid")):
                 entries.append(status["loop_lag"])
         return entries
-
-
-def _alive(pid: int) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
