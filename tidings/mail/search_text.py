@@ -7,9 +7,17 @@ header, `Name <local@host>` decoded, and each group name (from the stored envelo
 message bytes are read): display names, local parts, domains and group names all match.
 Headers searched are the top-level message's; the body is every text/* part, including those
 inside attached messages.
+
+The full-text index (tidings/store/search.py) reads messages through the same decoding: its
+document and its word rule (`search_document`, `search_words`) are at the end of this module.
 """
 
 from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
 
 from tidings.mail.address_list import address_search_texts
 from tidings.mail.envelope import Envelope, envelope_addresses
@@ -131,3 +139,82 @@ def text_contains(raw: bytes, summary: MessageSummary, needle: str) -> bool:
         if wanted in _fold(f"{f.name}: {decoded_field(raw, f)}"):
             return True
     return body_contains(raw, summary, needle)
+
+
+# -- the full-text index's document (tidings/store/search.py) -------------------------------------
+#
+# The index holds words, not text: both databases are handed words already normalised here (one
+# rule for both, so SQLite and PostgreSQL agree on what matches), and a query's words are
+# normalised the same way. Decoding is this module's, the one SEARCH BODY uses.
+
+# Decoded body text read per message for the index (characters): enough for any letter, bounded
+# work and index size for a message carrying a 30 MB log file.
+MAX_INDEXED_TEXT = 256 * 1024
+# Longer "words" are base64 runs, hashes and URLs' tails: nobody searches for them whole.
+MAX_WORD = 64
+_WORD = re.compile(r"[^\W_]+")
+_HTML_HIDDEN = re.compile(r"<(script|style|head)\b.*?(</\1\s*>|\Z)", re.I | re.S)
+_HTML_TAG = re.compile(r"<[^>]*>?")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchDocument:
+    """What the full-text index keeps of one message: words per field, space-separated."""
+
+    subject: str
+    sender: str  # From and Sender: names, local parts, domains
+    recipients: str  # To, Cc, Bcc
+    body: str  # every text part's words, each word once, in the order first seen
+    has_attachment: bool
+
+
+def search_words(text: str) -> list[str]:
+    """The words of `text` as the index and its queries see them: case-folded, diacritics
+    removed ("Müller" and "muller" are one word), split at anything that is not a letter or
+    a digit (so `alice@example.org` is alice, example, org)."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    return [w for w in _WORD.findall(plain) if len(w) <= MAX_WORD]
+
+
+def search_document(raw: bytes, summary: MessageSummary) -> SearchDocument:
+    """The index document of a stored message, from its summary and bytes (pure; at most
+    `MAX_INDEXED_TEXT` characters of body text are decoded)."""
+    envelope = summary.envelope
+    sender = address_search_texts(envelope_addresses(envelope, "From"))
+    if envelope_addresses(envelope, "Sender") != envelope_addresses(envelope, "From"):
+        sender += address_search_texts(envelope_addresses(envelope, "Sender"))
+    recipients = []
+    for name in ("To", "Cc", "Bcc"):
+        recipients += address_search_texts(envelope_addresses(envelope, name))
+    body_words: dict[str, None] = {}
+    budget = MAX_INDEXED_TEXT
+    for info in summary.parts.values():
+        if budget <= 0:
+            break
+        if not info.content_type.startswith("text/"):
+            continue
+        text = _part_text(raw, info, budget)
+        budget -= len(text)
+        if info.content_type == "text/html":
+            text = html.unescape(_HTML_TAG.sub(" ", _HTML_HIDDEN.sub(" ", text)))
+        body_words.update(dict.fromkeys(search_words(text)))
+    return SearchDocument(
+        subject=" ".join(search_words(summary.subject or "")),
+        sender=" ".join(search_words(" ".join(sender))),
+        recipients=" ".join(search_words(" ".join(recipients))),
+        body=" ".join(body_words),
+        has_attachment=summary.has_attachments,
+    )
+
+
+def _part_text(raw: bytes, info: PartInfo, limit: int) -> str:
+    """Up to about `limit` characters of the part's decoded text (whole pieces, then cut)."""
+    pieces = []
+    size = 0
+    for piece in _text_pieces(raw, info):
+        pieces.append(piece)
+        size += len(piece)
+        if size >= limit:
+            break
+    return "".join(pieces)[:limit]

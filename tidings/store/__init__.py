@@ -1,9 +1,9 @@
 """The store: the one place that knows about SQL and blob files.
 
 Protocols use `Store` and the typed results of its parts (`accounts`, `login_attempts`, `mailboxes`,
-`threads`, `metadata`, `urls`, `queue`, `delivery`); none of them builds a query or opens a blob file.
-`Store.open` runs pending Alembic migrations, so a new data directory or an upgraded one is ready before any
-listener starts.
+`threads`, `metadata`, `urls`, `queue`, `delivery`, `search`); none of them builds a query or opens a
+blob file. `Store.open` runs pending Alembic migrations, so a new data directory or an upgraded one is
+ready before any listener starts.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from tidings.store.mailboxes import Mailboxes
 from tidings.store.metadata import Metadata
 from tidings.store.migrate import migrate
 from tidings.store.queue import Queue
+from tidings.store.search import Search
 from tidings.store.threads import Threads
 from tidings.store.urlauth import UrlAccess
 
@@ -41,6 +42,7 @@ class Store:
         self.urls = UrlAccess(db, self.accounts, self.mailboxes)
         self.queue = Queue(db)
         self.delivery = Delivery(db, blobs, hub, self.node_id)
+        self.search = Search(db, blobs)
         self._listener = None
 
     @classmethod

@@ -5,7 +5,7 @@ mailboxes or wait in the queue, and a QRESYNC client may still ask about the UID
 `expunged` table, kept). Compaction removes, in this order so that a crash between steps only
 leaves garbage for the next run, never a dangling reference:
 
-1. `messages` rows (parsed summaries) that no mailbox holds;
+1. `messages` rows (parsed summaries) that no mailbox holds, with their full-text index entries;
 2. inline bodies (`blob_data`) and body files that neither `messages` nor `queue` refer to.
 
 A body accepted but not yet committed has no row yet, and its delivery may commit after compaction
@@ -29,6 +29,7 @@ from sqlalchemy import delete, exists, func, select
 from tidings.store import schema as s
 from tidings.store.blobs import BlobStore
 from tidings.store.database import Database, Tx
+from tidings.store.search import forget as forget_words
 
 GRACE_SECONDS = 3600.0
 CHUNK = 500
@@ -61,9 +62,15 @@ def _referenced(tx: Tx, hashes: list[str]) -> set[str]:
 def _drop_messages(tx: Tx, ids: list[int]) -> int:
     m, mm = s.messages, s.mailbox_messages
     # Re-checked inside the write: a copy may have referenced one since the read.
-    return tx.conn.execute(
-        delete(m).where(m.c.id.in_(ids), ~exists().where(mm.c.message_id == m.c.id))
-    ).rowcount
+    orphans = list(
+        tx.conn.execute(
+            select(m.c.id).where(m.c.id.in_(ids), ~exists().where(mm.c.message_id == m.c.id))
+        ).scalars()
+    )
+    if not orphans:
+        return 0
+    forget_words(tx, orphans)
+    return tx.conn.execute(delete(m).where(m.c.id.in_(orphans))).rowcount
 
 
 def _unreferenced_inline_page(tx: Tx, after: str) -> tuple[str | None, dict[str, int]]:

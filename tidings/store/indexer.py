@@ -1,5 +1,6 @@
 """The background indexer: analyses messages that were stored without their MIME summary, then
-gives them their thread ids (store/threads.py).
+gives them their thread ids (store/threads.py) and puts their words in the full-text index
+(store/search.py).
 
 SMTP acceptance stores the body and the mailbox entry only, so parsing never delays "250 OK". This
 task does that work when new mail has stopped arriving for a moment (and at start-up for anything
@@ -90,6 +91,8 @@ async def run_indexer(store) -> None:
                 await drain(store.mailboxes.index_pending)
                 # RFC 8474 thread ids, per account, once the summaries exist.
                 await drain(store.threads.assign_pending)
+                # The full-text index (store/search.py), from the summaries.
+                await drain(store.search.index_pending)
             except Exception:
                 log.exception("indexing failed; will retry on the next change")
     finally:

@@ -167,6 +167,9 @@ messages = Table(
     # analyses it once, off the path that says "250 OK".
     Column("summary", Text),
     Column("created_at", Float, nullable=False),
+    # Set by the search indexer (store/search.py) when it puts the message's words in the full-text
+    # index `message_text`; NULL until then, which makes it that indexer's work list.
+    Column("has_attachment", Boolean),
     # The indexer's work list: only the messages still without a summary (a handful), so finding
     # them does not read the whole table (55-100 ms per batch on a store of 100,000 messages).
     Index(
@@ -175,8 +178,25 @@ messages = Table(
         sqlite_where=text("summary IS NULL"),
         postgresql_where=text("summary IS NULL"),
     ),
+    Index(
+        "ix_messages_unsearchable",
+        "id",
+        sqlite_where=text("has_attachment IS NULL"),
+        postgresql_where=text("has_attachment IS NULL"),
+    ),
     sqlite_autoincrement=True,
 )
+
+# The full-text index `message_text` is not declared here: it is a different kind of table on
+# each database (an FTS5 table on SQLite, a tsvector with a GIN index on PostgreSQL), made by
+# migration 0012 and used only by store/search.py.
+BACKEND_SPECIFIC_TABLES = ("message_text",)
+
+
+def is_backend_specific(table_name: str) -> bool:
+    """Tables outside `metadata` on purpose: `message_text` and FTS5's own tables behind it."""
+    return any(table_name == t or table_name.startswith(t + "_") for t in BACKEND_SPECIFIC_TABLES)
+
 
 # A message in a mailbox: the IMAP view (UID, flags, modseq).
 mailbox_messages = Table(
