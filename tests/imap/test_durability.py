@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.smtp.test_fsync import fsyncs
-from tests.support.process import wait_ports_closed
+from tests.support.process import stop_traced, wait_ports_closed
 from tests.support.running import fresh_database_url
 from tests.support.unprivileged import free_port, wait_serving
 
@@ -160,15 +160,7 @@ def windows_with_wal_fsync(tmp_path: Path, flags: str) -> tuple[int, int, int, i
         client.logout()
         time.sleep(0.5)  # strace writes its log as the calls return
     finally:
-        # SIGTERM to the server itself (strace would only detach); strace ends with it.
-        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-        for child in children:
-            os.kill(int(child), signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_traced(server)
     wal = str(tmp_path / "data" / "tidings.db-wal")
     synced = [at for at, path in fsyncs(trace) if path == wal]
 

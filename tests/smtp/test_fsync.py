@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import smtplib
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.process import stop_traced
 from tests.support.running import fresh_database_url
 from tests.support.unprivileged import free_port, wait_serving
 
@@ -97,15 +97,7 @@ def traced_server(tmp_path):
         wait_serving(process, [port], timeout=90)
         yield port, trace, tmp_path / "data", bool(database)
     finally:
-        # SIGTERM to the server itself (strace would only detach); strace ends with it.
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        for child in children:
-            os.kill(int(child), signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_traced(process)
 
 
 def fsyncs(trace: Path) -> list[tuple[float, str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +38,18 @@ def wait_ports_closed(ports, timeout: float = 30) -> None:
                 break
             assert time.monotonic() < deadline, f"port {port} still answers after the server was killed"
             time.sleep(0.05)
+
+
+def stop_traced(tracer: subprocess.Popen) -> None:
+    """Stop a `tidings serve` run under strace: SIGTERM to the server itself (strace would only
+    detach from it), and strace ends with it."""
+    for child in Path(f"/proc/{tracer.pid}/task/{tracer.pid}/children").read_text().split():
+        os.kill(int(child), signal.SIGTERM)
+    try:
+        tracer.wait(30)
+    except subprocess.TimeoutExpired:
+        tracer.kill()
+        tracer.wait()
 
 
 class ServerProcess:
