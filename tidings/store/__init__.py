@@ -1,8 +1,8 @@
 """The store: the one place that knows about SQL and blob files.
 
 Protocols use `Store` and the typed results of its parts (`accounts`, `login_attempts`, `mailboxes`,
-`threads`, `metadata`, `urls`, `queue`, `delivery`, `search`); none of them builds a query or opens a
-blob file. `Store.open` runs pending Alembic migrations, so a new data directory or an upgraded one is
+`threads`, `metadata`, `urls`, `queue`, `delivery`, `search`, `pim`); none of them builds a query or opens
+a blob file. `Store.open` runs pending Alembic migrations, so a new data directory or an upgraded one is
 ready before any listener starts.
 """
 
@@ -21,6 +21,7 @@ from tidings.store.login_attempts import LoginAttempts
 from tidings.store.mailboxes import Mailboxes
 from tidings.store.metadata import Metadata
 from tidings.store.migrate import migrate
+from tidings.store.pim import Pim
 from tidings.store.queue import Queue
 from tidings.store.search import Search
 from tidings.store.threads import Threads
@@ -43,6 +44,7 @@ class Store:
         self.queue = Queue(db)
         self.delivery = Delivery(db, blobs, hub, self.node_id)
         self.search = Search(db, blobs)
+        self.pim = Pim(db)
         self._listener = None
 
     @classmethod

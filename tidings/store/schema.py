@@ -323,3 +323,112 @@ blob_data = Table(
     Column("hash", String(64), primary_key=True),
     Column("data", LargeBinary, nullable=False),
 )
+
+# -- PIM: contacts, calendars, journals (see store/pim.py) -------------------------------------
+#
+# The web client and CalDAV/CardDAV read and write these same rows: a collection is an address
+# book or a calendar (a journal is a calendar whose components are VJOURNAL), an object is one
+# vCard or one iCalendar resource (every component sharing one UID, RFC 4791 4.1). The raw text
+# is the source of truth; the other object columns are derived from it on every write, for
+# queries that must not parse every object (time ranges, autocomplete, search).
+
+pim_collections = Table(
+    "pim_collections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    # "addressbook" | "calendar"
+    Column("kind", String(16), nullable=False),
+    # The URL segment under the owner's home set (DAV) and the default's role: "contacts",
+    # "calendar" and "journal" are the collections made on first use.
+    Column("name", String(255), nullable=False),
+    Column("display_name", Text, nullable=False),
+    Column("colour", String(32)),
+    Column("description", Text),
+    # Space-separated supported components of a calendar ("VEVENT VTODO"); "" for an address book.
+    Column("components", String(64), nullable=False, default=""),
+    # CalDAV calendar-timezone (a VCALENDAR holding one VTIMEZONE), if a client set it.
+    Column("timezone", Text),
+    # Other WebDAV properties clients set with PROPPATCH, as JSON {"{ns}name": "xml text"}.
+    Column("properties", Text),
+    # The change counter: goes up by one on every change to the collection's objects; an
+    # object's modseq and the change log use its values. Sync tokens (RFC 6578) and CTags are it.
+    Column("sync_seq", BigInteger, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("account_id", "kind", "name", name="uq_pim_collections_account_kind_name"),
+    sqlite_autoincrement=True,
+)
+
+pim_objects = Table(
+    "pim_objects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("collection_id", ForeignKey("pim_collections.id", ondelete="CASCADE"), nullable=False),
+    # The resource name inside the collection ("<uid>.vcf", or whatever a DAV client chose).
+    Column("href", String(255), nullable=False),
+    Column("uid", String(255), nullable=False),
+    # Hex digest of `data`: changes on every edit, so If-Match refuses a stale write.
+    Column("etag", String(64), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    # "VCARD" | "VEVENT" | "VTODO" | "VJOURNAL"
+    Column("component", String(16), nullable=False),
+    # For cards: "individual" | "group" | "org" | "location" (vCard 4.0 KIND, or Apple's
+    # X-ADDRESSBOOKSERVER-KIND in 3.0); NULL for calendar objects.
+    Column("card_kind", String(16)),
+    # The collection's sync_seq when the object last changed.
+    Column("modseq", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    # Derived, for lists and queries: a card's formatted name or a component's SUMMARY.
+    Column("title", Text, nullable=False, default=""),
+    # A card's e-mail addresses, lower-case, one per line (autocomplete).
+    Column("emails", Text, nullable=False, default=""),
+    # CATEGORIES (journal tags, contact groups by category), one per line.
+    Column("categories", Text, nullable=False, default=""),
+    # Lower-case text searched by the web client (names, addresses, summary, description...).
+    Column("search_text", Text, nullable=False, default=""),
+    # Calendar objects: the earliest start and latest end over every instance (seconds, UTC;
+    # floating times and dates read as UTC), last_end NULL when the recurrence never ends.
+    # A time-range query reads rows whose [first_start, last_end) meets the range, then expands.
+    Column("first_start", Float),
+    Column("last_end", Float),
+    Column("recurs", Boolean, nullable=False, default=False),
+    Column("all_day", Boolean, nullable=False, default=False),
+    UniqueConstraint("collection_id", "href", name="uq_pim_objects_collection_href"),
+    UniqueConstraint("collection_id", "uid", name="uq_pim_objects_collection_uid"),
+    Index("ix_pim_objects_time", "collection_id", "first_start"),
+    sqlite_autoincrement=True,
+)
+
+# RFC 6578 sync-collection: the latest change of each resource name, with the collection's
+# sync_seq at that change; a deleted resource keeps its row (deleted true) so clients holding an
+# older token hear of the deletion. One row per href keeps the log as small as the collection.
+pim_changes = Table(
+    "pim_changes",
+    metadata,
+    Column("collection_id", ForeignKey("pim_collections.id", ondelete="CASCADE"), primary_key=True),
+    Column("href", String(255), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Index("ix_pim_changes_seq", "collection_id", "seq"),
+)
+
+# Sharing a collection with another account or with every account of a domain, read-only or
+# read-write (the web client's and DAV's sharing; see store/pim.py for who may do what).
+pim_shares = Table(
+    "pim_shares",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("collection_id", ForeignKey("pim_collections.id", ondelete="CASCADE"), nullable=False),
+    # Exactly one of the two is set.
+    Column("grantee_account_id", ForeignKey("accounts.id", ondelete="CASCADE")),
+    Column("grantee_domain_id", ForeignKey("domains.id", ondelete="CASCADE")),
+    # "read" | "read-write"
+    Column("access", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_pim_shares_collection", "collection_id"),
+    Index("ix_pim_shares_account", "grantee_account_id"),
+    Index("ix_pim_shares_domain", "grantee_domain_id"),
+    sqlite_autoincrement=True,
+)
