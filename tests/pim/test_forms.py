@@ -155,3 +155,18 @@ def test_a_journal_entry_is_a_dated_vjournal_with_tags():
     assert "daffodils" in Entry.from_calendar(entry.to_calendar(existing=text)).text
     with pytest.raises(InvalidObject):
         Entry(title="", text=" ").to_calendar()
+
+
+def test_a_series_saved_again_from_the_form_keeps_its_exceptions():
+    """The form gives naive wall-clock times and a zone name: the same start as stored."""
+    text = Event(
+        title="Stand-up", start=datetime(2027, 3, 1, 9, 30), timezone="Europe/Paris", repeat="DAILY", count=3
+    ).to_calendar(uid="s")
+    days = (datetime(2027, 3, 1, tzinfo=PARIS), datetime(2027, 3, 8, tzinfo=PARIS))
+    text = cancel_instance(text, ical.expand(text, *days)[1].recurrence_id)
+    again = Event(
+        title="Renamed", start=datetime(2027, 3, 1, 9, 30), end=datetime(2027, 3, 1, 10, 30),
+        timezone="Europe/Paris", repeat="DAILY", count=3,
+    )  # fmt: skip
+    text = again.to_calendar(existing=text)
+    assert [o.start.day for o in ical.expand(text, *days)] == [1, 3]

@@ -116,7 +116,7 @@ class Event:
         same_series = (
             existing is not None
             and master.get("DTSTART") is not None
-            and _key(master["DTSTART"].dt) == _key(self.start)
+            and _key(master["DTSTART"].dt) == _key(_normalised(self)[0])
             and _rule_text(master) == _rule_text_of(self)
         )
         if not same_series:
