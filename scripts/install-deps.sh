@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install everything Tidings' tests and benchmarks need on a fresh Debian machine (run as root).
 # fail2ban: only its fail2ban-regex is used, to test the shipped filter (docs/fail2ban).
+# chromium: the browser the web client tests drive through Playwright (no browser download).
 # Idempotent: packages already present are skipped quickly. Services from these packages are not
 # started (the tests start their own throwaway instances on high ports).
 set -euo pipefail
 
-PACKAGES=(postfix swaks postgresql dovecot-imapd dovecot-pop3d fetchmail getmail6 mutt isync offlineimap strace fail2ban)
+PACKAGES=(postfix swaks postgresql dovecot-imapd dovecot-pop3d fetchmail getmail6 mutt isync offlineimap strace fail2ban chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

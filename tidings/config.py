@@ -31,6 +31,8 @@ Example file (every key optional)::
     pop3s = ["0.0.0.0:995"]
     imap = ["0.0.0.0:143"]
     imaps = ["0.0.0.0:993"]
+    http = ["0.0.0.0:80"]                        # the web client (tidings/web)
+    https = ["0.0.0.0:443"]                      # the web client over TLS (the [tls] certificate)
 
     [limits]
     message_size = 52428800
@@ -66,6 +68,10 @@ Example file (every key optional)::
     failure_window = 300
     allow_plaintext = false      # AUTH/LOGIN before TLS
     scram_plus = false           # offer SCRAM-SHA-256-PLUS (tls-server-end-point) over TLS
+
+    [web]
+    session_idle = "8h"          # a web session unused this long is logged out
+    session_max_age = "30d"      # and any web session this old, used or not
 
     [durability]
     flags = "lazy"               # flag changes, expunges, \\Recent, subscriptions commit without
@@ -104,6 +110,8 @@ STANDARD_PORTS = {
     "pop3s": 995,
     "imap": 143,
     "imaps": 993,
+    "http": 80,
+    "https": 443,
 }
 UNPRIVILEGED_PORTS = {
     "smtp": 2525,
@@ -113,6 +121,8 @@ UNPRIVILEGED_PORTS = {
     "pop3s": 1995,
     "imap": 1143,
     "imaps": 1993,
+    "http": 8080,
+    "https": 8443,
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -212,6 +222,14 @@ class AuthSettings:
 
 
 @dataclass
+class WebSettings:
+    # The web client's sessions (store/web_sessions.py): logged out after this long unused, and
+    # after this long at all.
+    session_idle: float = 8 * 3600.0
+    session_max_age: float = 30 * 86400.0
+
+
+@dataclass
 class DurabilitySettings:
     # "lazy": writes that only change mail already stored (flags, keywords, \Recent, expunges,
     # subscriptions) are answered once committed, before the commit's fsync (Dovecot's default
@@ -235,6 +253,7 @@ class Config:
     auth: AuthSettings = field(default_factory=AuthSettings)
     srs: SrsSettings = field(default_factory=SrsSettings)
     durability: DurabilitySettings = field(default_factory=DurabilitySettings)
+    web: WebSettings = field(default_factory=WebSettings)
     node_id: str = ""
     # Started as root, `tidings serve` binds its ports and then runs as this user (tidings.privileges).
     user: str = "tidings"
@@ -323,6 +342,7 @@ def _from_dict(raw: dict, base: Path) -> Config:
         "auth",
         "srs",
         "durability",
+        "web",
         "node_id",
         "user",
         "allow_root",
@@ -450,4 +470,11 @@ def _from_dict(raw: dict, base: Path) -> Config:
         else:
             raise ConfigError(f"unknown key durability.{key}")
     kwargs["durability"] = durability
+    web = WebSettings()
+    for key, value in raw.get("web", {}).items():
+        if key in ("session_idle", "session_max_age"):
+            setattr(web, key, parse_duration(value))
+        else:
+            raise ConfigError(f"unknown key web.{key}")
+    kwargs["web"] = web
     return Config(**kwargs)

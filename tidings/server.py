@@ -56,6 +56,8 @@ LISTENER_MODULES = {
     "pop3s": "tidings.pop3.listener",
     "imap": "tidings.imap.listener",
     "imaps": "tidings.imap.listener",
+    "http": "tidings.web.listener",
+    "https": "tidings.web.listener",
 }
 
 

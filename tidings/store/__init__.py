@@ -1,9 +1,9 @@
 """The store: the one place that knows about SQL and blob files.
 
 Protocols use `Store` and the typed results of its parts (`accounts`, `login_attempts`, `mailboxes`,
-`threads`, `metadata`, `urls`, `queue`, `delivery`, `search`, `pim`); none of them builds a query or opens
-a blob file. `Store.open` runs pending Alembic migrations, so a new data directory or an upgraded one is
-ready before any listener starts.
+`threads`, `metadata`, `urls`, `queue`, `delivery`, `search`, `pim`, `mail_views`, `web_sessions`);
+none of them builds a query or opens a blob file. `Store.open` runs pending Alembic migrations, so a
+new data directory or an upgraded one is ready before any listener starts.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from tidings.store.blobs import BlobStore
 from tidings.store.database import AliasLoop, AlreadyExists, Database, NotFound, OverQuota, StoreError
 from tidings.store.delivery import AcceptResult, Delivery, Envelope
 from tidings.store.login_attempts import LoginAttempts
+from tidings.store.mail_views import MailViews
 from tidings.store.mailboxes import Mailboxes
 from tidings.store.metadata import Metadata
 from tidings.store.migrate import migrate
@@ -26,6 +27,7 @@ from tidings.store.queue import Queue
 from tidings.store.search import Search
 from tidings.store.threads import Threads
 from tidings.store.urlauth import UrlAccess
+from tidings.store.web_sessions import WebSessions
 
 
 class Store:
@@ -45,6 +47,8 @@ class Store:
         self.delivery = Delivery(db, blobs, hub, self.node_id)
         self.search = Search(db, blobs)
         self.pim = Pim(db)
+        self.mail_views = MailViews(db)
+        self.web_sessions = WebSessions(db, config.web.session_idle, config.web.session_max_age)
         self._listener = None
 
     @classmethod

@@ -432,3 +432,21 @@ pim_shares = Table(
     Index("ix_pim_shares_domain", "grantee_domain_id"),
     sqlite_autoincrement=True,
 )
+
+# Web client sessions (store/web_sessions.py): the browser holds a random token in a cookie; only
+# its SHA-256 is stored, so a copy of the database opens no session. `generation` is the account's
+# session_generation at login: a disabled account's web sessions end like its IMAP ones.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("client", String(200), nullable=False, default=""),
+    Index("ix_web_sessions_account", "account_id"),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,26 @@
+"""The web client's areas, one module each. Every module exports `routes`, a list of Starlette
+routes whose endpoints wear a guard from tidings.web.session (`page`, `action`, `public`,
+`public_action`, `socket`); tidings.web.app refuses to start otherwise.
+
+To add an area: write `routes/<area>.py` with its `routes`, add it to ROUTE_MODULES, put its
+templates under `templates/<area>/` extending "base.html" with `area="<area>"`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+ROUTE_MODULES = [
+    "tidings.web.routes.login",
+    "tidings.web.routes.mail",
+    "tidings.web.routes.message",
+    "tidings.web.routes.live",
+    "tidings.web.routes.soon",
+]
+
+
+def all_routes() -> list:
+    routes: list = []
+    for name in ROUTE_MODULES:
+        routes.extend(importlib.import_module(name).routes)
+    return routes

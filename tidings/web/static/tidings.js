@@ -1,0 +1,109 @@
+// Tidings web client: small progressive enhancements. Every page works without this file.
+// - live updates: a WebSocket to /live says which mailboxes changed; the folder list and the
+//   message list are fetched again from the server and swapped in (selection kept);
+// - confirmation before destructive buttons (data-confirm).
+"use strict";
+
+(function () {
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  // -- confirmations -------------------------------------------------------------------------
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-confirm]");
+    if (button && !window.confirm(button.getAttribute("data-confirm"))) {
+      event.preventDefault();
+    }
+  });
+
+  // -- live updates --------------------------------------------------------------------------
+  var view = document.getElementById("mail-view");
+  if (!view || !csrfToken()) {
+    return;
+  }
+  var mailboxId = view.getAttribute("data-mailbox");
+  var fragmentUrl = view.getAttribute("data-fragment") || ("/mail/" + mailboxId + "/fragment");
+  var refreshing = false;
+  var again = false;
+
+  function selectedUids() {
+    var checked = document.querySelectorAll('#message-list input[name="uid"]:checked');
+    return Array.prototype.map.call(checked, function (box) { return box.value; });
+  }
+
+  function swap(id, template) {
+    var current = document.getElementById(id);
+    if (current && template) {
+      current.replaceWith(template.content.cloneNode(true));
+    }
+  }
+
+  function refresh() {
+    if (refreshing) {
+      again = true;
+      return;
+    }
+    refreshing = true;
+    fetch(fragmentUrl, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (response) {
+        if (response.redirected || !response.ok) {
+          throw new Error("fragment " + response.status);
+        }
+        return response.text();
+      })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var keep = selectedUids();
+        swap("folders", doc.getElementById("fragment-folders"));
+        if (view.getAttribute("data-fragment")) {
+          swap("message-list", doc.getElementById("fragment-list"));
+          var title = document.querySelector(".folder-title");
+          var newTitle = doc.getElementById("fragment-title");
+          if (title && newTitle) {
+            title.replaceChildren(newTitle.content.cloneNode(true));
+          }
+          keep.forEach(function (uid) {
+            var box = document.querySelector('#message-list input[name="uid"][value="' + uid + '"]');
+            if (box) { box.checked = true; }
+          });
+        }
+        document.body.setAttribute("data-live-refreshed", String(Date.now()));
+      })
+      .catch(function () {})
+      .then(function () {
+        refreshing = false;
+        if (again) {
+          again = false;
+          refresh();
+        }
+      });
+  }
+
+  var delay = 1000;
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + window.location.host + "/live");
+    socket.addEventListener("open", function () {
+      delay = 1000;
+      document.body.setAttribute("data-live", "open");
+    });
+    socket.addEventListener("message", function (event) {
+      var data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      if (data.type === "changes") {
+        refresh();
+      }
+    });
+    socket.addEventListener("close", function (event) {
+      document.body.setAttribute("data-live", "closed");
+      if (event.code === 4401 || event.code === 1008) {
+        return; // logged out: the next click goes to the login page
+      }
+      window.setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 30000);
+    });
+  }
+  connect();
+})();
