@@ -490,3 +490,33 @@ def test_a_card_converted_to_the_other_version_and_back_means_the_same(name, ema
         assert (index.uid, index.title, index.emails) == (before.uid, before.title, before.emails)
         assert card_.note.value == note
     assert f"VERSION:{other}" in there
+
+
+def test_calendar_query_finds_the_objects_with_an_instance_in_the_range(store, run, people):
+    alice = people[0]
+    _, calendar, _ = defaults(store, run, alice)
+    run(store.pim.put(alice.id, calendar.id, "standup.ics", RECURRING))
+    run(store.pim.put(alice.id, calendar.id, "lunch.ics", event("lunch", "20261210T120000Z", "Lunch")))
+    in_range = run(
+        store.pim.objects_in_range(
+            alice.id, calendar.id, datetime(2026, 12, 2, 8, tzinfo=UTC), datetime(2026, 12, 2, 9, tzinfo=UTC)
+        )
+    )
+    assert in_range == []  # the 2 December stand-up is an EXDATE
+    found = run(
+        store.pim.objects_in_range(
+            alice.id, calendar.id, datetime(2026, 12, 3, tzinfo=UTC), datetime(2026, 12, 11, tzinfo=UTC)
+        )
+    )
+    assert sorted(o.href for o in found) == ["lunch.ics", "standup.ics"] and all(o.data for o in found)
+
+
+def test_the_directory_version_changes_with_the_accounts(store, run, people):
+    alice = people[0]
+    before = run(store.pim.directory_version(alice.id))
+    assert run(store.pim.directory_version(alice.id)) == before
+    run(store.accounts.add_user("dave@example.org", "secret pass 4"))
+    after = run(store.pim.directory_version(alice.id))
+    assert after != before
+    run(store.accounts.set_disabled("dave@example.org", True))
+    assert run(store.pim.directory_version(alice.id)) == before

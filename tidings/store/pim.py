@@ -801,6 +801,33 @@ class Pim:
         found.sort(key=lambda i: (ical.epoch(i.occurrence.start), not i.occurrence.all_day, i.object_id))
         return found
 
+    async def objects_in_range(
+        self,
+        account_id: int,
+        collection_id: int,
+        start: datetime,
+        end: datetime,
+        components: Sequence[str] = ("VEVENT",),
+    ) -> list[PimObject]:
+        """The objects (with their text) having an instance that meets [start, end): CalDAV
+        calendar-query's time-range filter (RFC 4791 9.9), found through the index and then
+        checked by expanding only those rows."""
+        low = start.timestamp() - ical.FLOATING_SLACK
+        high = end.timestamp() + ical.FLOATING_SLACK
+
+        def op(tx: Tx) -> list:
+            resolve(tx, account_id, collection_id)
+            query = select(*_O.c).where(
+                _O.c.collection_id == collection_id,
+                _O.c.component.in_(list(components)),
+                _O.c.first_start < high,
+                or_(_O.c.last_end.is_(None), _O.c.last_end >= low),
+            )
+            return tx.conn.execute(query.order_by(_O.c.id)).all()
+
+        rows = await self.db.read(op)
+        return [_object(r, True) for r in rows if ical.expand(r.data, start, end, components)]
+
     async def search(
         self,
         account_id: int,
@@ -909,6 +936,12 @@ class Pim:
         """The domain directory: every enabled account of the acting account's domain, as
         read-only vCards made from the accounts (never stored, so always current)."""
         return await self.db.read(_directory_rows, account_id)
+
+    async def directory_version(self, account_id: int) -> str:
+        """A tag that changes whenever the directory does (an account added, removed, disabled
+        or renamed): the directory address book's CTag / sync token for DAV."""
+        entries = await self.directory(account_id)
+        return hashlib.sha256("".join(e.etag for e in entries).encode()).hexdigest()[:32]
 
     # -- import and export ------------------------------------------------------------------
 
