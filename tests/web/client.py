@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode
 
+from tests.support.clients import client_tls
+
 
 @dataclass
 class Reply:
@@ -31,15 +33,19 @@ class Reply:
 
 
 class WebClient:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, tls: bool = False) -> None:
         self.host = host
         self.port = port
+        self.tls = tls
         self.cookies: dict[str, str] = {}
 
     def request(
         self, method: str, path: str, form: dict | list | None = None, headers: dict | None = None
     ) -> Reply:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        if self.tls:
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=30, context=client_tls())
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         try:
             sent = dict(headers or {})
             body = None

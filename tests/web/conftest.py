@@ -53,9 +53,9 @@ class WebServer:
     def call(self, coro):
         return self.running.call(coro)
 
-    def client(self, address: str | None = None) -> WebClient:
-        """A plain HTTP client; logged in as `address` when given."""
-        client = WebClient("127.0.0.1", self.port)
+    def client(self, address: str | None = None, tls: bool = False) -> WebClient:
+        """A plain HTTP client (HTTPS with `tls`); logged in as `address` when given."""
+        client = WebClient("127.0.0.1", self.running.ports["https"] if tls else self.port, tls)
         if address is not None:
             reply = client.login(address, self.passwords[address])
             assert reply.status == 303, reply.text
@@ -98,7 +98,8 @@ def web(make_server, request) -> WebServer:
     """A server with the web client on 127.0.0.1 (port 0) and the accounts in PASSWORDS.
     `@pytest.mark.web_server(auth=AuthSettings(...))` passes settings to the server."""
     marker = request.node.get_closest_marker("web_server")
-    running = make_server("web", listeners=(*ALL_LISTENERS, "http"), **(marker.kwargs if marker else {}))
+    listeners = (*ALL_LISTENERS, "http", "https")
+    running = make_server("web", listeners=listeners, **(marker.kwargs if marker else {}))
     for address, password in PASSWORDS.items():
         running.add_user(address, password)
     return WebServer(running)

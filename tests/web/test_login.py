@@ -38,6 +38,21 @@ def test_logging_in_sets_an_httponly_samesite_session_cookie_and_opens_the_inbox
     assert page.status == 200 and "alice@example.test" in page.text and "Inbox" in page.text
 
 
+def test_over_https_the_session_cookie_is_secure(web):
+    client = web.client(tls=True)
+    page = client.get("/login")
+    assert page.status == 200 and page.header("Content-Security-Policy") == CONTENT_SECURITY_POLICY
+    reply = client.post(
+        "/login", {"csrf": page.csrf(), "username": "alice", "password": web.passwords["alice@example.test"]}
+    )
+    assert reply.status == 303
+    cookies = reply.headers.get_all("Set-Cookie")
+    session = next(c for c in cookies if c.startswith("tidings_session="))
+    assert "Secure" in session and "HttpOnly" in session
+    assert all("Secure" in c for c in page.headers.get_all("Set-Cookie"))  # the login form's too
+    assert client.get("/mail/folders").status == 200
+
+
 def test_only_the_hash_of_the_session_token_is_stored(web):
     client = web.client("alice@example.test")
     token = client.cookies["tidings_session"]

@@ -224,3 +224,23 @@ def test_new_mail_appears_live_in_every_open_tab(web, page_for):
         assert page.locator("#folders [aria-current=page] .count").inner_text() == "2"
     screenshot(first, "mail-live")
     assert first.problems == []
+
+
+def test_archive_junk_and_drag_a_message_onto_a_folder(web, page_for):
+    for subject in ("Keep me", "Spam offer", "Drag me", "Drag me too"):
+        web.deliver("alice@example.test", subject=subject)
+    page = page_for("alice@example.test")
+    page.locator(".msg", has_text="Keep me").locator("input[type=checkbox]").check()
+    page.click("#message-list button[value=archive]")
+    page.locator(".msg", has_text="Spam offer").locator("input[type=checkbox]").check()
+    page.click("#message-list button[value=junk]")
+    assert sorted(page.locator(".msg .subject").all_inner_texts()) == ["Drag me", "Drag me too"]
+    page.wait_for_function("document.body.dataset.live === 'open'")
+    page.drag_and_drop(".msg:has-text('Drag me too') .open", "#folders a:has-text('Junk')")
+    page.locator(".msg", has_text="Drag me too").wait_for(state="detached")
+    assert page.locator(".msg .subject").all_inner_texts() == ["Drag me"]
+    page.click("#folders >> text=Junk")
+    assert sorted(page.locator(".msg .subject").all_inner_texts()) == ["Drag me too", "Spam offer"]
+    page.click("#folders >> text=Archive")
+    assert page.locator(".msg .subject").all_inner_texts() == ["Keep me"]
+    assert page.problems == []

@@ -81,6 +81,55 @@
       });
   }
 
+  // -- drag messages onto a folder ---------------------------------------------------------
+  // The dragged row, or every selected row when the dragged one is selected, is moved with the
+  // same action as the Move button (POST /mail/<mailbox>/act, CSRF token in the form).
+  document.addEventListener("dragstart", function (event) {
+    var row = event.target.closest && event.target.closest(".msg[data-uid]");
+    if (!row) { return; }
+    var box = row.querySelector('input[name="uid"]');
+    var uids = box && box.checked ? selectedUids() : [row.getAttribute("data-uid")];
+    event.dataTransfer.setData("application/x-tidings-uids", uids.join(","));
+    event.dataTransfer.effectAllowed = "move";
+  });
+  function folderTarget(event) {
+    var link = event.target.closest && event.target.closest("#folders a[data-mailbox]");
+    var types = event.dataTransfer && event.dataTransfer.types;
+    if (!link || !types || Array.prototype.indexOf.call(types, "application/x-tidings-uids") < 0) {
+      return null;
+    }
+    return link.getAttribute("data-mailbox") === mailboxId ? null : link;
+  }
+  document.addEventListener("dragover", function (event) {
+    var link = folderTarget(event);
+    if (link) {
+      event.preventDefault();
+      link.classList.add("drop-target");
+    }
+  });
+  document.addEventListener("dragleave", function (event) {
+    var link = event.target.closest && event.target.closest("#folders a");
+    if (link) { link.classList.remove("drop-target"); }
+  });
+  document.addEventListener("drop", function (event) {
+    var link = folderTarget(event);
+    if (!link) { return; }
+    event.preventDefault();
+    link.classList.remove("drop-target");
+    var uids = event.dataTransfer.getData("application/x-tidings-uids").split(",");
+    var form = new FormData();
+    form.append("csrf", csrfToken());
+    form.append("op", "move");
+    form.append("target", link.getAttribute("data-mailbox"));
+    uids.forEach(function (uid) { if (uid) { form.append("uid", uid); } });
+    fetch("/mail/" + mailboxId + "/act", {
+      method: "POST",
+      body: form,
+      credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-CSRF-Token": csrfToken() }
+    }).then(refresh, refresh);
+  });
+
   var delay = 1000;
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
