@@ -215,6 +215,8 @@ mailbox_messages = Table(
     UniqueConstraint("mailbox_id", "uid", name="uq_mailbox_messages_mailbox_uid"),
     Index("ix_mailbox_messages_modseq", "mailbox_id", "modseq"),
     Index("ix_mailbox_messages_message", "message_id"),
+    # Date order within a mailbox: a search's page is a short walk along it (store/search.py).
+    Index("ix_mailbox_messages_date", "mailbox_id", "internal_date", "id"),
     sqlite_autoincrement=True,
 )
 

@@ -30,7 +30,20 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, bindparam, case, column, func, literal_column, or_, select, table, text, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+    union_all,
+    update,
+)
 
 from tidings.mail.message import MessageSummary
 from tidings.mail.search_text import SearchDocument, search_document, search_words
@@ -42,6 +55,16 @@ from tidings.store.database import Database, NotFound, Tx
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
+# Offsets beyond this are refused (each mailbox's walk reads offset + limit entries): keyset
+# paging (`after`) has no such cost.
+MAX_OFFSET = 10_000
+# Up to this many matching contents, a search looks up their entries; with more it walks the
+# mailboxes' entries in date order and keeps those that match (and stops when the page is full).
+FEW_MATCHES = 2000
+# Mailboxes walked by one statement (SQLite allows 500 terms in a compound SELECT).
+MAILBOXES_PER_STATEMENT = 100
+# Unindexed messages (of all accounts) above which counting the account's takes another way.
+PENDING_COUNTED = 1000
 # Query words per criterion: more say nothing more, and each costs the index a lookup.
 MAX_QUERY_WORDS = 16
 # Index writes run in the writer thread, inside commits that deliveries wait on: at most this much
@@ -134,14 +157,43 @@ class Search:
         ties in arrival order. Page by `after` (the previous page's `next_after`: stable while
         mail arrives) or by `offset`. A `mailbox_id` that is not the account's finds nothing."""
         limit = max(1, min(limit, MAX_PAGE))
+        offset = max(0, min(offset, MAX_OFFSET))
         words = query.words()
-        statement = self._statement(account_id, query, words, after)
-        statement = statement.limit(limit + 1).offset(max(0, offset))
+        wanted = offset + limit + 1
+        matching = self._matching(words) if words else None
+        ascending = query.oldest_first
 
         def op(tx: Tx) -> tuple[list, int]:
-            rows = tx.conn.execute(statement).all()
-            pending = tx.conn.execute(_pending_count(account_id, query.mailbox_id)).scalar_one()
-            return rows, pending
+            mine = select(_mb.c.id).where(_mb.c.account_id == account_id)
+            if query.mailbox_id is not None:
+                mine = mine.where(_mb.c.id == query.mailbox_id)
+            boxes = list(tx.conn.execute(mine).scalars())
+            few = None
+            if matching is not None:
+                # The index stops after that many; all of them are read only for a long walk.
+                few = list(tx.conn.execute(matching.limit(FEW_MATCHES + 1)).scalars())
+                if len(few) > FEW_MATCHES:
+                    few = None
+                elif not few:
+                    boxes = []  # no content has the words
+            found: list = []
+            for chunk in _chunks(boxes, MAILBOXES_PER_STATEMENT):
+                if few is not None:
+                    # Few contents match: look their entries up, rather than walk every entry.
+                    statement = _page_of_matches(chunk, few, query, after, wanted)
+                else:
+                    # Many: each walk keeps the entries whose content is among them, read once.
+                    hits = matching.cte("hits").prefix_with("MATERIALIZED") if matching is not None else None
+                    statement = _page_of_mailboxes(chunk, query, hits, after, wanted)
+                found += tx.conn.execute(statement).all()
+            found.sort(key=lambda row: (row.internal_date, row.entry), reverse=not ascending)
+            found = found[offset : offset + limit + 1]
+            details = {}
+            if found:
+                statement = _DETAILS.where(_mm.c.id.in_([row.entry for row in found]))
+                details = {row.entry: row for row in tx.conn.execute(statement)}
+            rows = [details[row.entry] for row in found if row.entry in details]
+            return rows, _pending_count(tx, account_id, query.mailbox_id)
 
         # A common word in a big mailbox is tens of milliseconds of stepping rows: in a thread,
         # so the loop serves other clients meanwhile (the drivers release the GIL while stepping).
@@ -151,85 +203,29 @@ class Search:
         next_after = (hits[-1].internal_date, rows[limit - 1].entry) if more else None
         return SearchPage(hits, next_after, pending, words)
 
-    def _statement(self, account_id: int, query: SearchQuery, words: dict, after):
-        mine = select(_mb.c.id).where(_mb.c.account_id == account_id)
-        if query.mailbox_id is not None:
-            mine = mine.where(_mb.c.id == query.mailbox_id)
-        conditions = [_mm.c.mailbox_id.in_(mine)]
-        if words:
-            conditions.append(_mm.c.message_id.in_(self._matching(words)))
-        if query.since is not None:
-            conditions.append(_mm.c.internal_date >= query.since)
-        if query.before is not None:
-            conditions.append(_mm.c.internal_date < query.before)
-        if query.has_attachment is not None:
-            conditions.append(_m.c.has_attachment == query.has_attachment)
-        spaced = literal_column("' '") + _mm.c.flags + literal_column("' '")
-        for flag in query.flags:
-            conditions.append(spaced.like(_flag_pattern(flag), escape="!"))
-        for flag in query.without_flags:
-            conditions.append(~spaced.like(_flag_pattern(flag), escape="!"))
-        if after is not None:
-            date, entry = after
-            if query.oldest_first:
-                conditions.append(
-                    or_(_mm.c.internal_date > date, and_(_mm.c.internal_date == date, _mm.c.id > entry))
-                )
-            else:
-                conditions.append(
-                    or_(_mm.c.internal_date < date, and_(_mm.c.internal_date == date, _mm.c.id < entry))
-                )
-        order = (
-            (_mm.c.internal_date.asc(), _mm.c.id.asc())
-            if query.oldest_first
-            else (_mm.c.internal_date.desc(), _mm.c.id.desc())
-        )
-        return (
-            select(
-                _mm.c.id.label("entry"),
-                _mm.c.mailbox_id,
-                _mb.c.name.label("mailbox"),
-                _mm.c.uid,
-                _mm.c.message_id,
-                _mm.c.internal_date,
-                _mm.c.size,
-                _mm.c.flags,
-                _m.c.subject,
-                _m.c.from_addr,
-                _m.c.has_attachment,
-            )
-            .select_from(_mm.join(_mb, _mb.c.id == _mm.c.mailbox_id).join(_m, _m.c.id == _mm.c.message_id))
-            .where(*conditions)
-            .order_by(*order)
-        )
-
     def _matching(self, words: dict[str | None, list[str]]):
-        """messages.id of contents whose index entry has every query word (as a word prefix)."""
+        """messages.id of contents whose index entry has every query word as a word prefix.
+        (Checking the words per entry, with `rowid = ?` beside MATCH, was 10-100 times slower:
+        FTS5 runs the whole query for each.)"""
         if self.db.is_postgres:
             terms = [
                 f"{word}:*{FIELDS[name]}" if name else f"{word}:*"
                 for name, field_words in words.items()
                 for word in field_words
             ]
-            return (
-                select(literal_column("message_id"))
-                .select_from(_text)
-                .where(
-                    text("document @@ to_tsquery('simple', :fts_query)").bindparams(
-                        fts_query=" & ".join(terms)
-                    )
-                )
+            matches = text("document @@ to_tsquery('simple', :fts_query)").bindparams(
+                fts_query=" & ".join(terms)
             )
-        terms = [
-            f'{name} : "{word}" *' if name else f'"{word}" *'
-            for name, field_words in words.items()
-            for word in field_words
-        ]
-        return (
-            select(literal_column("rowid"))
-            .select_from(_text)
-            .where(text("message_text MATCH :fts_query").bindparams(fts_query=" AND ".join(terms)))
-        )
+            key = literal_column("message_id")
+        else:
+            terms = [
+                f'{name} : "{word}" *' if name else f'"{word}" *'
+                for name, field_words in words.items()
+                for word in field_words
+            ]
+            matches = text("message_text MATCH :fts_query").bindparams(fts_query=" AND ".join(terms))
+            key = literal_column("rowid")
+        return select(key.label("id")).select_from(_text).where(matches)
 
     # -- indexing ---------------------------------------------------------------------------------
 
@@ -297,6 +293,72 @@ class Search:
         )
 
 
+def _page_of_matches(boxes: list[int], message_ids: list[int], query: SearchQuery, after, wanted: int):
+    """The first `wanted` entries of `boxes` holding one of `message_ids` (few) that meet the
+    other criteria, in date order, as (entry, internal_date)."""
+    conditions = [_mm.c.message_id.in_(message_ids), _mm.c.mailbox_id.in_(boxes), *_conditions(query, after)]
+    direction = (lambda c: c.asc()) if query.oldest_first else (lambda c: c.desc())
+    return (
+        select(_mm.c.id.label("entry"), _mm.c.internal_date)
+        .where(*conditions)
+        .order_by(direction(_mm.c.internal_date), direction(_mm.c.id))
+        .limit(wanted)
+    )
+
+
+def _page_of_mailboxes(boxes: list[int], query: SearchQuery, hits, after, wanted: int):
+    """The first `wanted` matching entries of each of `boxes` in date order, as (entry,
+    internal_date): one index walk per mailbox along ix_mailbox_messages_date that stops as soon
+    as it has enough (a walk over several mailboxes at once sorts all their entries instead)."""
+    conditions = _conditions(query, after)
+    if hits is not None:
+        conditions.append(_mm.c.message_id.in_(select(hits.c.id)))
+    if query.oldest_first:
+        order = (_mm.c.mailbox_id.asc(), _mm.c.internal_date.asc(), _mm.c.id.asc())
+    else:
+        order = (_mm.c.mailbox_id.desc(), _mm.c.internal_date.desc(), _mm.c.id.desc())
+    walks = [
+        select(
+            select(_mm.c.id.label("entry"), _mm.c.internal_date)
+            .where(_mm.c.mailbox_id == box, *conditions)
+            .order_by(*order)
+            .limit(wanted)
+            .subquery()
+        )
+        for box in boxes
+    ]
+    return walks[0] if len(walks) == 1 else union_all(*walks)
+
+
+def _conditions(query: SearchQuery, after) -> list:
+    """The criteria other than words and mailboxes, on a mailbox entry."""
+    conditions = []
+    if query.since is not None:
+        conditions.append(_mm.c.internal_date >= query.since)
+    if query.before is not None:
+        conditions.append(_mm.c.internal_date < query.before)
+    if query.has_attachment is not None:
+        # A lookup per entry walked, so the walk keeps its order (a join may be planned apart).
+        attachment = select(_m.c.has_attachment).where(_m.c.id == _mm.c.message_id).scalar_subquery()
+        conditions.append(attachment == query.has_attachment)
+    spaced = literal_column("' '") + _mm.c.flags + literal_column("' '")
+    for flag in sorted(query.flags):
+        conditions.append(spaced.like(_flag_pattern(flag), escape="!"))
+    for flag in sorted(query.without_flags):
+        conditions.append(~spaced.like(_flag_pattern(flag), escape="!"))
+    if after is not None:
+        date, entry = after
+        if query.oldest_first:
+            conditions.append(
+                or_(_mm.c.internal_date > date, and_(_mm.c.internal_date == date, _mm.c.id > entry))
+            )
+        else:
+            conditions.append(
+                or_(_mm.c.internal_date < date, and_(_mm.c.internal_date == date, _mm.c.id < entry))
+            )
+    return conditions
+
+
 def forget(tx: Tx, message_ids: Iterable[int]) -> None:
     """Drop index entries of `messages` rows about to be deleted (on PostgreSQL the foreign key
     does it)."""
@@ -330,6 +392,11 @@ def _write_chunks(documents: dict[int, SearchDocument | None]):
         yield chunk
 
 
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
 def _flag_pattern(flag: str) -> str:
     escaped = flag.replace("!", "!!").replace("%", "!%").replace("_", "!_")
     return f"% {escaped} %"
@@ -350,17 +417,42 @@ def _hit(row) -> SearchHit:
     )
 
 
-def _pending_count(account_id: int, mailbox_id: int | None):
+def _pending_count(tx: Tx, account_id: int, mailbox_id: int | None) -> int:
+    """How many of the account's (or the mailbox's) messages are not indexed yet. The unindexed
+    ones of every account come from the partial index first (none, nearly always; at most
+    `PENDING_COUNTED`), so a search pays for a pass over the account's entries only while a big
+    backlog is being indexed."""
+    unindexed = list(tx.conn.execute(_UNINDEXED, {"limit": PENDING_COUNTED}).scalars())
+    if not unindexed:
+        return 0
     mine = select(_mb.c.id).where(_mb.c.account_id == account_id)
     if mailbox_id is not None:
         mine = mine.where(_mb.c.id == mailbox_id)
-    return (
-        select(func.count())
-        .select_from(_m.join(_mm, _mm.c.message_id == _m.c.id))
-        .where(_m.c.has_attachment.is_(None), _mm.c.mailbox_id.in_(mine))
-    )
+    if len(unindexed) < PENDING_COUNTED:
+        count = select(func.count()).where(_mm.c.message_id.in_(unindexed), _mm.c.mailbox_id.in_(mine))
+    else:  # a big backlog (a store just upgraded): count it through the account's entries
+        count = (
+            select(func.count())
+            .select_from(_mm.join(_m, _m.c.id == _mm.c.message_id))
+            .where(_m.c.has_attachment.is_(None), _mm.c.mailbox_id.in_(mine))
+        )
+    return tx.conn.execute(count).scalar_one()
 
 
+_DETAILS = select(
+    _mm.c.id.label("entry"),
+    _mm.c.mailbox_id,
+    _mb.c.name.label("mailbox"),
+    _mm.c.uid,
+    _mm.c.message_id,
+    _mm.c.internal_date,
+    _mm.c.size,
+    _mm.c.flags,
+    _m.c.subject,
+    _m.c.from_addr,
+    _m.c.has_attachment,
+).select_from(_mm.join(_mb, _mb.c.id == _mm.c.mailbox_id).join(_m, _m.c.id == _mm.c.message_id))
+_UNINDEXED = select(_m.c.id).where(_m.c.has_attachment.is_(None)).limit(bindparam("limit"))
 _PENDING = (
     select(
         _m.c.id,
