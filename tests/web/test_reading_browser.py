@@ -244,3 +244,56 @@ def test_archive_junk_and_drag_a_message_onto_a_folder(web, page_for):
     page.click("#folders >> text=Archive")
     assert page.locator(".msg .subject").all_inner_texts() == ["Keep me"]
     assert page.problems == []
+
+
+def test_conversations_group_a_message_and_its_replies(web, page_for):
+    from email.message import EmailMessage
+
+    def mail(subject: str, message_id: str, reply_to: str | None = None) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = "dave@elsewhere.test"
+        message["To"] = "alice@example.test"
+        message["Subject"] = subject
+        message["Message-ID"] = message_id
+        if reply_to:
+            message["In-Reply-To"] = reply_to
+            message["References"] = reply_to
+        message.set_content("text")
+        return message
+
+    web.deliver("alice@example.test", message=mail("Plans for Friday", "<p1@elsewhere.test>"))
+    web.deliver("alice@example.test", message=mail("Unrelated", "<u1@elsewhere.test>"))
+    web.deliver(
+        "alice@example.test",
+        message=mail("Re: Plans for Friday", "<p2@elsewhere.test>", "<p1@elsewhere.test>"),
+    )
+    account = web.call(web.store.accounts.get_user("alice@example.test"))
+    inbox = web.mailbox_id("alice@example.test")
+    _, refs = web.call(web.store.mailboxes.messages(account.id, inbox))
+    web.call(web.store.threads.thread_ids(account.id, refs))  # what the background indexer does
+    page = page_for("alice@example.test")
+    page.click("a.view-toggle")
+    rows = page.locator(".msg")
+    assert rows.count() == 2
+    assert rows.nth(0).locator(".thread-size").inner_text() == "2"
+    assert rows.nth(0).locator(".subject").inner_text().endswith("Re: Plans for Friday")
+    assert rows.nth(1).locator(".thread-size").count() == 0
+    screenshot(page, "mail-conversations")
+    rows.nth(0).locator(".open").click()
+    items = page.locator(".conversation li")
+    assert items.count() == 2 and "aria-current" not in (items.nth(0).get_attribute("aria-current") or "")
+    assert items.nth(1).get_attribute("aria-current") == "true"
+    items.nth(0).locator("a").click()
+    assert page.locator("h1.subject").inner_text() == "Plans for Friday"
+    page.click("p.back a")
+    assert page.locator(".msg").count() == 2  # back to the conversations view
+    # Selecting a conversation acts on all of its messages.
+    page.locator(".msg", has_text="Plans").locator("input[type=checkbox]").check()
+    page.click("#message-list button[value=archive]")
+    assert page.locator(".msg .subject").all_inner_texts() == ["Unrelated"]
+    page.click("#folders >> text=Archive")
+    assert sorted(page.locator(".msg .subject").all_inner_texts()) == [
+        "Plans for Friday",
+        "Re: Plans for Friday",
+    ]
+    assert page.problems == []

@@ -1,9 +1,9 @@
 """The store: the one place that knows about SQL and blob files.
 
 Protocols use `Store` and the typed results of its parts (`accounts`, `login_attempts`, `mailboxes`,
-`threads`, `metadata`, `urls`, `queue`, `delivery`, `search`, `pim`, `mail_views`, `web_sessions`);
-none of them builds a query or opens a blob file. `Store.open` runs pending Alembic migrations, so a
-new data directory or an upgraded one is ready before any listener starts.
+`threads`, `metadata`, `urls`, `queue`, `delivery`, `search`, `pim`, `mail_views`, `mail_threads`,
+`web_sessions`); none of them builds a query or opens a blob file. `Store.open` runs pending Alembic
+migrations, so a new data directory or an upgraded one is ready before any listener starts.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tidings.store.blobs import BlobStore
 from tidings.store.database import AliasLoop, AlreadyExists, Database, NotFound, OverQuota, StoreError
 from tidings.store.delivery import AcceptResult, Delivery, Envelope
 from tidings.store.login_attempts import LoginAttempts
-from tidings.store.mail_views import MailViews
+from tidings.store.mail_views import MailThreads, MailViews
 from tidings.store.mailboxes import Mailboxes
 from tidings.store.metadata import Metadata
 from tidings.store.migrate import migrate
@@ -48,6 +48,7 @@ class Store:
         self.search = Search(db, blobs)
         self.pim = Pim(db)
         self.mail_views = MailViews(db)
+        self.mail_threads = MailThreads(db)
         self.web_sessions = WebSessions(db, config.web.session_idle, config.web.session_max_age)
         self._listener = None
 

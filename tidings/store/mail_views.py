@@ -1,6 +1,6 @@
-"""Reads the web client needs beyond what IMAP asks of `mailboxes`: one message by UID, and a
+"""Reads the web client needs beyond what IMAP asks of `mailboxes`: one message by UID, a
 mailbox's UIDs in sender or subject order (a page of a big mailbox sorted by subject must not
-parse every message's summary).
+parse every message's summary), and its messages grouped by conversation (store/threads.py ids).
 
 Every call takes the acting account and answers NotFound for a mailbox that is not its own,
 exactly as for one that does not exist.
@@ -8,7 +8,9 @@ exactly as for one that does not exist.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select
+from dataclasses import dataclass
+
+from sqlalchemy import and_, bindparam, func, select
 
 from tidings.store import schema as s
 from tidings.store.database import Database, NotFound, Tx
@@ -56,3 +58,68 @@ class MailViews:
             return list(tx.conn.execute(query).scalars())
 
         return await self.db.read_in_thread(op)
+
+
+@dataclass(frozen=True)
+class ThreadRow:
+    """One conversation of a mailbox: its newest message there, how many it has there."""
+
+    thread_id: int
+    newest_uid: int
+    messages: int
+
+
+_t = s.message_threads
+
+
+def _thread_key():
+    # A message the indexer has not threaded yet is a conversation of its own until it is.
+    return func.coalesce(_t.c.thread_id, _mm.c.message_id)
+
+
+def _threaded(account_id: int, mailbox_id: int):
+    return _mm.outerjoin(_t, and_(_t.c.account_id == account_id, _t.c.message_id == _mm.c.message_id)), (
+        _mm.c.mailbox_id == mailbox_id
+    )
+
+
+class MailThreads:
+    """Conversations within one mailbox, grouped in SQL (one query per page, however big the
+    mailbox): the web client's threaded message list."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def page(
+        self, account_id: int, mailbox_id: int, offset: int, limit: int
+    ) -> tuple[int, list[ThreadRow]]:
+        """(number of conversations, the page of them, newest first)."""
+        joined, where = _threaded(account_id, mailbox_id)
+        key = _thread_key().label("thread")
+        newest = func.max(_mm.c.uid).label("newest")
+        grouped = (
+            select(key, newest, func.count().label("messages")).select_from(joined).where(where).group_by(key)
+        )
+        counted = select(func.count()).select_from(grouped.subquery())
+        paged = grouped.order_by(newest.desc()).offset(offset).limit(limit)
+
+        def op(tx: Tx):
+            _check_owner(tx, account_id, mailbox_id)
+            total = tx.conn.execute(counted).scalar_one()
+            rows = [ThreadRow(r.thread, r.newest, r.messages) for r in tx.conn.execute(paged)]
+            return total, rows
+
+        return await self.db.read_in_thread(op)
+
+    async def uids(self, account_id: int, mailbox_id: int, thread_id: int) -> list[int]:
+        """The UIDs of the conversation `thread_id` in the account's mailbox, oldest first."""
+        joined, where = _threaded(account_id, mailbox_id)
+        query = (
+            select(_mm.c.uid).select_from(joined).where(where, _thread_key() == thread_id).order_by(_mm.c.uid)
+        )
+
+        def op(tx: Tx) -> list[int]:
+            _check_owner(tx, account_id, mailbox_id)
+            return list(tx.conn.execute(query).scalars())
+
+        return await self.db.read(op)

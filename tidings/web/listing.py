@@ -71,6 +71,7 @@ class Row:
     answered: bool
     attachment: bool
     thread_size: int = 1
+    thread_id: int | None = None  # set in the conversations view: the checkbox selects all of it
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,9 @@ def sender_of(summary: MessageSummary | None) -> tuple[str, str]:
     return first.name or first.addr_spec, first.addr_spec
 
 
-def make_row(ref: MessageRef, summary: MessageSummary | None, thread_size: int = 1) -> Row:
+def make_row(
+    ref: MessageRef, summary: MessageSummary | None, thread_size: int = 1, thread_id: int | None = None
+) -> Row:
     sender, address = sender_of(summary)
     return Row(
         uid=ref.uid,
@@ -130,4 +133,5 @@ def make_row(ref: MessageRef, summary: MessageSummary | None, thread_size: int =
         answered="\\Answered" in ref.flags,
         attachment=bool(summary is not None and summary.has_attachments),
         thread_size=thread_size,
+        thread_id=thread_id,
     )

@@ -8,6 +8,8 @@ JavaScript) and redirect back to the page they came from.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -35,29 +37,53 @@ def int_param(value, default: int = 0) -> int:
         return default
 
 
+def find_ref(refs: list, uid: int):
+    """The ref with `uid` in a list in UID order (the store's snapshot), or None."""
+    index = bisect_left(refs, uid, key=lambda ref: ref.uid)
+    return refs[index] if index < len(refs) and refs[index].uid == uid else None
+
+
 async def mailbox_page(request: Request, session: WebSession, mailbox_id: int) -> dict:
-    """What the mailbox templates need: folders, the mailbox, one page of its messages."""
+    """What the mailbox templates need: folders, the mailbox, one page of its messages (or of its
+    conversations, `?view=threads`)."""
     store = tidings(request).store
     account = session.account_id
     box, refs = await store.mailboxes.messages(account, mailbox_id)
+    threads = request.query_params.get("view") == "threads"
     sort, descending = listing.parse_sort(request.query_params.get("sort"))
-    total = len(refs)
-    number = listing.clamp_page(int_param(request.query_params.get("page"), 1), total)
-    start = (number - 1) * listing.PAGE_SIZE
-    if sort == "date":
-        # UIDs follow arrival: the list is in date order already.
-        ordered = refs[::-1] if descending else refs
-    elif sort == "size":
-        ordered = sorted(refs, key=lambda ref: (ref.size, ref.uid), reverse=descending)
+    wanted = max(1, int_param(request.query_params.get("page"), 1))
+    if threads:
+        sort, descending = "date", True  # conversations come newest first
+        number = wanted
+        total, groups = await store.mail_threads.page(
+            account, mailbox_id, (number - 1) * listing.PAGE_SIZE, listing.PAGE_SIZE
+        )
+        if number > listing.page_count(total):
+            number = listing.page_count(total)
+            total, groups = await store.mail_threads.page(
+                account, mailbox_id, (number - 1) * listing.PAGE_SIZE, listing.PAGE_SIZE
+            )
+        found = [(find_ref(refs, group.newest_uid), group.messages, group.thread_id) for group in groups]
+        shown = [(ref, size, thread) for ref, size, thread in found if ref is not None]
     else:
-        by_uid = {ref.uid: ref for ref in refs}
-        uids = await store.mail_views.uids_sorted_by(account, mailbox_id, sort, descending)
-        ordered = [by_uid[uid] for uid in uids if uid in by_uid]
-    shown = ordered[start : start + listing.PAGE_SIZE]
-    summaries = await store.mailboxes.summaries(account, shown)
-    rows = [listing.make_row(ref, summaries.get(ref.message_id)) for ref in shown]
+        total = len(refs)
+        number = listing.clamp_page(wanted, total)
+        start = (number - 1) * listing.PAGE_SIZE
+        if sort == "date":
+            # UIDs follow arrival: the list is in date order already.
+            ordered = refs[::-1] if descending else refs
+        elif sort == "size":
+            ordered = sorted(refs, key=lambda ref: (ref.size, ref.uid), reverse=descending)
+        else:
+            by_uid = {ref.uid: ref for ref in refs}
+            uids = await store.mail_views.uids_sorted_by(account, mailbox_id, sort, descending)
+            ordered = [by_uid[uid] for uid in uids if uid in by_uid]
+        shown = [(ref, 1, None) for ref in ordered[start : start + listing.PAGE_SIZE]]
+    summaries = await store.mailboxes.summaries(account, [ref for ref, _, _ in shown])
+    rows = [listing.make_row(ref, summaries.get(ref.message_id), *more) for ref, *more in shown]
     folders = await folder_list(store, account)
     current = next((f for f in folders if f.id == box.id), None)
+    sort_param = ("-" if descending else "") + sort
     return {
         "area": "mail",
         "folders": folders,
@@ -65,7 +91,9 @@ async def mailbox_page(request: Request, session: WebSession, mailbox_id: int) -
         "folder": current,
         "title": current.label if current else box.name,
         "page": listing.Page(rows, number, listing.page_count(total), total, sort, descending),
-        "sort_param": ("-" if descending else "") + sort,
+        "sort_param": sort_param,
+        "threads": threads,
+        "list_query": f"sort={sort_param}" + ("&view=threads" if threads else ""),
     }
 
 
@@ -136,6 +164,9 @@ async def act_on_messages(request: Request, session: WebSession, form: FormData)
     store = tidings(request).store
     await store.mailboxes.get_by_id(session.account_id, mailbox_id)  # 404 before anything else
     uids = selected_uids(form)
+    for thread in form.getlist("thread")[:MAX_SELECTED]:  # whole conversations
+        if int_param(thread, -1) > 0:
+            uids += await store.mail_threads.uids(session.account_id, mailbox_id, int_param(thread))
     if uids:
         await apply(store, session.account_id, mailbox_id, str(form.get("op", "")), uids, form)
     back = safe_next(str(form.get("back", "")), f"/mail/{mailbox_id}")

@@ -21,8 +21,8 @@ from starlette.routing import Route
 from tidings.mail.sections import decode_section_binary, find_part
 from tidings.store import NotFound
 from tidings.store.web_sessions import WebSession
-from tidings.web import mailview
-from tidings.web.routes.mail import folder_list
+from tidings.web import listing, mailview
+from tidings.web.routes.mail import find_ref, folder_list
 from tidings.web.sanitise import sanitise
 from tidings.web.session import page, tidings
 from tidings.web.templating import environment, render
@@ -58,6 +58,7 @@ async def show_message(request: Request, session: WebSession) -> Response:
         await store.mailboxes.store_flags(session.account_id, mailbox_id, [ref.uid], "add", ["\\Seen"])
     message = mailview.view(raw, summary)
     folders = await folder_list(store, session.account_id)
+    conversation = await conversation_of(store, session.account_id, mailbox_id, ref)
     return render(
         request,
         "mail/message.html",
@@ -72,7 +73,30 @@ async def show_message(request: Request, session: WebSession) -> Response:
         images=request.query_params.get("images") == "1",
         flagged="\\Flagged" in ref.flags,
         back=safe_back(request.query_params.get("back"), mailbox_id),
+        conversation=conversation,
     )
+
+
+MAX_CONVERSATION = 100
+
+
+async def conversation_of(store, account_id: int, mailbox_id: int, ref) -> list[tuple]:
+    """The other messages of `ref`'s conversation in this mailbox, as (uid, sender, date, is this
+    one), oldest first; [] when it is alone."""
+    thread = (await store.threads.thread_ids(account_id, [ref])).get(ref.message_id)
+    if thread is None:
+        return []
+    uids = await store.mail_threads.uids(account_id, mailbox_id, thread)
+    if len(uids) < 2:
+        return []
+    _, refs = await store.mailboxes.messages(account_id, mailbox_id)
+    members = [found for uid in uids[-MAX_CONVERSATION:] if (found := find_ref(refs, uid)) is not None]
+    summaries = await store.mailboxes.summaries(account_id, members)
+    out = []
+    for member in members:
+        row = listing.make_row(member, summaries.get(member.message_id))
+        out.append((member.uid, row.sender or "(unknown sender)", row.date, member.uid == ref.uid))
+    return out
 
 
 def safe_back(value: str | None, mailbox_id: int) -> str:

@@ -28,9 +28,10 @@
   var refreshing = false;
   var again = false;
 
-  function selectedUids() {
-    var checked = document.querySelectorAll('#message-list input[name="uid"]:checked');
-    return Array.prototype.map.call(checked, function (box) { return box.value; });
+  // Selected rows as [name, value]: "uid" for a message, "thread" for a whole conversation.
+  function selected() {
+    var checked = document.querySelectorAll('#message-list .msg input[type="checkbox"]:checked');
+    return Array.prototype.map.call(checked, function (box) { return [box.name, box.value]; });
   }
 
   function swap(id, template) {
@@ -55,7 +56,7 @@
       })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
-        var keep = selectedUids();
+        var keep = selected();
         swap("folders", doc.getElementById("fragment-folders"));
         if (view.getAttribute("data-fragment")) {
           swap("message-list", doc.getElementById("fragment-list"));
@@ -64,8 +65,9 @@
           if (title && newTitle) {
             title.replaceChildren(newTitle.content.cloneNode(true));
           }
-          keep.forEach(function (uid) {
-            var box = document.querySelector('#message-list input[name="uid"][value="' + uid + '"]');
+          keep.forEach(function (pair) {
+            var box = document.querySelector(
+              '#message-list input[name="' + pair[0] + '"][value="' + pair[1] + '"]');
             if (box) { box.checked = true; }
           });
         }
@@ -87,9 +89,10 @@
   document.addEventListener("dragstart", function (event) {
     var row = event.target.closest && event.target.closest(".msg[data-uid]");
     if (!row) { return; }
-    var box = row.querySelector('input[name="uid"]');
-    var uids = box && box.checked ? selectedUids() : [row.getAttribute("data-uid")];
-    event.dataTransfer.setData("application/x-tidings-uids", uids.join(","));
+    var box = row.querySelector('input[type="checkbox"]');
+    if (!box) { return; }
+    var pairs = box.checked ? selected() : [[box.name, box.value]];
+    event.dataTransfer.setData("application/x-tidings-uids", JSON.stringify(pairs));
     event.dataTransfer.effectAllowed = "move";
   });
   function folderTarget(event) {
@@ -116,12 +119,19 @@
     if (!link) { return; }
     event.preventDefault();
     link.classList.remove("drop-target");
-    var uids = event.dataTransfer.getData("application/x-tidings-uids").split(",");
+    var pairs;
+    try {
+      pairs = JSON.parse(event.dataTransfer.getData("application/x-tidings-uids"));
+    } catch (e) {
+      return;
+    }
     var form = new FormData();
     form.append("csrf", csrfToken());
     form.append("op", "move");
     form.append("target", link.getAttribute("data-mailbox"));
-    uids.forEach(function (uid) { if (uid) { form.append("uid", uid); } });
+    pairs.forEach(function (pair) {
+      if (pair[0] === "uid" || pair[0] === "thread") { form.append(pair[0], pair[1]); }
+    });
     fetch("/mail/" + mailboxId + "/act", {
       method: "POST",
       body: form,
