@@ -54,8 +54,36 @@ def mail(web):
             "uid": refs[0].uid,
             "section": "2",
             "folder": extra.id,
+            **pim_things(web, account.id, address.split("@")[0].title()),
         }
     return ids
+
+
+def pim_things(web, account_id: int, whose: str) -> dict:
+    """A contact with a photo, an event and a journal entry: the ids the PIM routes take."""
+    from tidings.pim.contacts import Contact
+    from tidings.pim.events import Entry, Event
+
+    pim = web.store.pim
+    book = web.call(pim.default_collection(account_id, "contacts"))
+    calendar = web.call(pim.default_collection(account_id, "calendar"))
+    journal = web.call(pim.default_collection(account_id, "journal"))
+    photo = ("image/png", b"\x89PNG\r\n\x1a\n")
+    card = Contact(name=f"{whose} secret contact", emails=[("work", "x@example.org")], photo=photo)
+    contact = web.call(pim.put(account_id, book.id, None, card.to_card()))
+    event = web.call(
+        pim.put(account_id, calendar.id, None, Event(title=f"{whose} secret event").to_calendar())
+    )
+    entry = web.call(
+        pim.put(account_id, journal.id, None, Entry(title=f"{whose} secret entry").to_calendar())
+    )
+    return {
+        "book_id": book.id,
+        "calendar_id": calendar.id,
+        "contact_id": contact.id,
+        "event_id": event.id,
+        "entry_id": entry.id,
+    }
 
 
 def bob_state(web, mail) -> tuple:
@@ -65,6 +93,8 @@ def bob_state(web, mail) -> tuple:
     for box in boxes:
         _, refs = web.call(web.store.mailboxes.messages(bob["account"], box.id))
         contents.append((box.name, [(r.uid, sorted(r.flags)) for r in refs]))
+    for collection in web.call(web.store.pim.collections(bob["account"])):
+        contents.append((collection.name, collection.sync_seq))
     return tuple(contents)
 
 
@@ -73,6 +103,8 @@ def test_every_route_is_swept():
     assert ("GET", "/mail/{mailbox_id:int}/{uid:int}/part/{section}") in http_routes({"page"})
     assert ("POST", "/mail/{mailbox_id:int}/act") in http_routes({"action"})
     assert len(http_routes({"action"})) >= 6
+    assert ("GET", "/contacts/{contact_id:int}") in http_routes({"page"})
+    assert ("POST", "/calendar/event/{event_id:int}/instance") in http_routes({"action"})
 
 
 def test_every_state_change_without_the_csrf_token_is_refused(web, mail):
@@ -108,6 +140,7 @@ def test_another_accounts_ids_in_urls_give_404(web, mail):
             reply = client.request(method, path, form=form if method == "POST" else None)
             assert reply.status == 404, (path, reply.status)
             assert b"bob's secret" not in reply.body and b"For bob" not in reply.body
+            assert b"Bob secret" not in reply.body
     assert bob_state(web, mail) == before
 
 

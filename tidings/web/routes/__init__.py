@@ -15,6 +15,9 @@ ROUTE_MODULES = [
     "tidings.web.routes.mail",
     "tidings.web.routes.message",
     "tidings.web.routes.live",
+    "tidings.web.routes.contacts",
+    "tidings.web.routes.calendar",
+    "tidings.web.routes.journal",
     "tidings.web.routes.soon",
 ]
 

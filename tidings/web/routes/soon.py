@@ -11,7 +11,7 @@ from tidings.store.web_sessions import WebSession
 from tidings.web.session import page
 from tidings.web.templating import NAVIGATION, render
 
-AREAS = ["contacts", "calendar", "journal", "settings", "admin"]
+AREAS = ["settings", "admin"]
 LABELS = {area: label for area, label, _ in NAVIGATION}
 
 
