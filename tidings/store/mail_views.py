@@ -1,6 +1,7 @@
-"""Reads the web client needs beyond what IMAP asks of `mailboxes`: one message by UID, a
-mailbox's UIDs in sender or subject order (a page of a big mailbox sorted by subject must not
-parse every message's summary), and its messages grouped by conversation (store/threads.py ids).
+"""Reads the web client needs beyond what IMAP asks of `mailboxes`: one message by UID, one
+sorted page of a mailbox (a page of a big mailbox must not cost a read of all of it, nor parse
+every message's summary to sort by subject), and its messages grouped by conversation
+(store/threads.py ids).
 
 Every call takes the acting account and answers NotFound for a mailbox that is not its own,
 exactly as for one that does not exist.
@@ -22,6 +23,11 @@ _REF_BY_UID = (
     .select_from(_mm.join(_m, _m.c.id == _mm.c.message_id))
     .where(_mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid == bindparam("uid"))
 )
+_REFS_BY_UIDS = (
+    select(*_REF_COLUMNS)
+    .select_from(_mm.join(_m, _m.c.id == _mm.c.message_id))
+    .where(_mm.c.mailbox_id == bindparam("mailbox"), _mm.c.uid.in_(bindparam("uids", expanding=True)))
+)
 SORT_COLUMNS = {"from": _m.c.from_addr, "subject": _m.c.subject}
 
 
@@ -41,23 +47,49 @@ class MailViews:
 
         return await self.db.read(op)
 
-    async def uids_sorted_by(self, account_id: int, mailbox_id: int, key: str, descending: bool) -> list[int]:
-        """Every UID of the account's mailbox ordered by sender address or subject (case folded;
-        messages not analysed yet sort as empty), ties by UID in the same direction."""
-        column = func.lower(func.coalesce(SORT_COLUMNS[key], ""))
-        order = (column.desc(), _mm.c.uid.desc()) if descending else (column, _mm.c.uid)
+    async def page(
+        self, account_id: int, mailbox_id: int, sort: str, descending: bool, offset: int, limit: int
+    ) -> list[MessageRef]:
+        """One page of the account's mailbox in `sort` order ("date": arrival, which is UID
+        order; "size"; "from": sender address; "subject"; case folded, messages not analysed yet
+        as empty), ties by UID in the same direction. Only the page's rows leave the database:
+        the newest 50 of 100,000 messages is an index walk, not a read of the mailbox."""
+        if sort == "date":
+            keys = []
+        elif sort == "size":
+            keys = [_mm.c.size]
+        else:
+            keys = [func.lower(func.coalesce(SORT_COLUMNS[sort], ""))]
+        keys.append(_mm.c.uid)
         query = (
-            select(_mm.c.uid)
+            select(*_REF_COLUMNS)
             .select_from(_mm.join(_m, _m.c.id == _mm.c.message_id))
             .where(_mm.c.mailbox_id == mailbox_id)
-            .order_by(*order)
+            .order_by(*[key.desc() if descending else key for key in keys])
+            .offset(offset)
+            .limit(limit)
         )
 
-        def op(tx: Tx) -> list[int]:
+        def op(tx: Tx) -> list[MessageRef]:
             _check_owner(tx, account_id, mailbox_id)
-            return list(tx.conn.execute(query).scalars())
+            return [_ref(row) for row in tx.conn.execute(query)]
 
-        return await self.db.read_in_thread(op)
+        # Sorting by anything but arrival reads the whole mailbox: not on the event loop.
+        return await (self.db.read(op) if sort == "date" else self.db.read_in_thread(op))
+
+    async def messages(self, account_id: int, mailbox_id: int, uids: list[int]) -> list[MessageRef]:
+        """The messages of the account's mailbox with these UIDs (those still there), in UID order."""
+        wanted = sorted(set(uids))
+
+        def op(tx: Tx) -> list[MessageRef]:
+            _check_owner(tx, account_id, mailbox_id)
+            rows = []
+            for index in range(0, len(wanted), 500):
+                params = {"mailbox": mailbox_id, "uids": wanted[index : index + 500]}
+                rows.extend(tx.conn.execute(_REFS_BY_UIDS, params))
+            return sorted((_ref(row) for row in rows), key=lambda ref: ref.uid)
+
+        return await self.db.read(op)
 
 
 @dataclass(frozen=True)
@@ -112,10 +144,13 @@ class MailThreads:
         return await self.db.read_in_thread(op)
 
     async def uids(self, account_id: int, mailbox_id: int, thread_id: int) -> list[int]:
-        """The UIDs of the conversation `thread_id` in the account's mailbox, oldest first."""
-        joined, where = _threaded(account_id, mailbox_id)
+        """The UIDs of the conversation `thread_id` in the account's mailbox, oldest first (its
+        threaded messages: the thread's index, not a pass over the mailbox)."""
         query = (
-            select(_mm.c.uid).select_from(joined).where(where, _thread_key() == thread_id).order_by(_mm.c.uid)
+            select(_mm.c.uid)
+            .select_from(_t.join(_mm, _mm.c.message_id == _t.c.message_id))
+            .where(_t.c.account_id == account_id, _t.c.thread_id == thread_id, _mm.c.mailbox_id == mailbox_id)
+            .order_by(_mm.c.uid)
         )
 
         def op(tx: Tx) -> list[int]:

@@ -8,25 +8,38 @@ JavaScript) and redirect back to the page they came from.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from tidings.store import NotFound, StoreError
+from tidings.store.cache import LruCache
+from tidings.store.mailboxes import MailboxStatus
 from tidings.store.web_sessions import WebSession
 from tidings.web import listing
 from tidings.web.session import action, page, safe_next, tidings
 from tidings.web.templating import render
 
 MAX_SELECTED = 5000
+COUNTS_CACHED = 10_000
+
+
+# A mailbox's counts by its object id (random per mailbox, never reused): (HIGHESTMODSEQ, status).
+# Every change to a mailbox's messages raises its HIGHESTMODSEQ, so counts read at the same value
+# are still right: the folder list on every page costs one query instead of a count per folder.
+_counts: LruCache[str, tuple[int, MailboxStatus]] = LruCache(COUNTS_CACHED)
 
 
 async def folder_list(store, account_id: int) -> list[listing.Folder]:
-    boxes = await store.mailboxes.list(account_id)
-    pairs = [(box, await store.mailboxes.status(account_id, box.id)) for box in boxes]
+    pairs = []
+    for box in await store.mailboxes.list(account_id):
+        cached = _counts.get(box.object_id)
+        if cached is None or cached[0] != box.highestmodseq:
+            status = await store.mailboxes.status(account_id, box.id)
+            cached = (status.highestmodseq, status)
+            _counts.put(box.object_id, cached)
+        pairs.append((box, cached[1]))
     return listing.folders(pairs)
 
 
@@ -37,24 +50,22 @@ def int_param(value, default: int = 0) -> int:
         return default
 
 
-def find_ref(refs: list, uid: int):
-    """The ref with `uid` in a list in UID order (the store's snapshot), or None."""
-    index = bisect_left(refs, uid, key=lambda ref: ref.uid)
-    return refs[index] if index < len(refs) and refs[index].uid == uid else None
-
-
 async def mailbox_page(request: Request, session: WebSession, mailbox_id: int) -> dict:
     """What the mailbox templates need: folders, the mailbox, one page of its messages (or of its
-    conversations, `?view=threads`)."""
+    conversations, `?view=threads`). Only the page is read from the store, however big the
+    mailbox (its size comes with the folder list's counts)."""
     store = tidings(request).store
     account = session.account_id
-    box, refs = await store.mailboxes.messages(account, mailbox_id)
+    folders = await folder_list(store, account)
+    current = next((f for f in folders if f.id == mailbox_id), None)
+    if current is None:
+        raise NotFound("no such mailbox")
     threads = request.query_params.get("view") == "threads"
     sort, descending = listing.parse_sort(request.query_params.get("sort"))
-    wanted = max(1, int_param(request.query_params.get("page"), 1))
+    number = max(1, int_param(request.query_params.get("page"), 1))
+    views = store.mail_views
     if threads:
         sort, descending = "date", True  # conversations come newest first
-        number = wanted
         total, groups = await store.mail_threads.page(
             account, mailbox_id, (number - 1) * listing.PAGE_SIZE, listing.PAGE_SIZE
         )
@@ -63,33 +74,25 @@ async def mailbox_page(request: Request, session: WebSession, mailbox_id: int) -
             total, groups = await store.mail_threads.page(
                 account, mailbox_id, (number - 1) * listing.PAGE_SIZE, listing.PAGE_SIZE
             )
-        found = [(find_ref(refs, group.newest_uid), group.messages, group.thread_id) for group in groups]
-        shown = [(ref, size, thread) for ref, size, thread in found if ref is not None]
+        by_uid = {
+            ref.uid: ref for ref in await views.messages(account, mailbox_id, [g.newest_uid for g in groups])
+        }
+        shown = [(by_uid[g.newest_uid], g.messages, g.thread_id) for g in groups if g.newest_uid in by_uid]
     else:
-        total = len(refs)
-        number = listing.clamp_page(wanted, total)
-        start = (number - 1) * listing.PAGE_SIZE
-        if sort == "date":
-            # UIDs follow arrival: the list is in date order already.
-            ordered = refs[::-1] if descending else refs
-        elif sort == "size":
-            ordered = sorted(refs, key=lambda ref: (ref.size, ref.uid), reverse=descending)
-        else:
-            by_uid = {ref.uid: ref for ref in refs}
-            uids = await store.mail_views.uids_sorted_by(account, mailbox_id, sort, descending)
-            ordered = [by_uid[uid] for uid in uids if uid in by_uid]
-        shown = [(ref, 1, None) for ref in ordered[start : start + listing.PAGE_SIZE]]
+        total = current.messages
+        number = listing.clamp_page(number, total)
+        offset = (number - 1) * listing.PAGE_SIZE
+        refs = await views.page(account, mailbox_id, sort, descending, offset, listing.PAGE_SIZE)
+        shown = [(ref, 1, None) for ref in refs]
     summaries = await store.mailboxes.summaries(account, [ref for ref, _, _ in shown])
     rows = [listing.make_row(ref, summaries.get(ref.message_id), *more) for ref, *more in shown]
-    folders = await folder_list(store, account)
-    current = next((f for f in folders if f.id == box.id), None)
     sort_param = ("-" if descending else "") + sort
     return {
         "area": "mail",
         "folders": folders,
-        "mailbox": box,
+        "mailbox": current,
         "folder": current,
-        "title": current.label if current else box.name,
+        "title": current.label,
         "page": listing.Page(rows, number, listing.page_count(total), total, sort, descending),
         "sort_param": sort_param,
         "threads": threads,

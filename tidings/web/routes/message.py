@@ -22,7 +22,7 @@ from tidings.mail.sections import decode_section_binary, find_part
 from tidings.store import NotFound
 from tidings.store.web_sessions import WebSession
 from tidings.web import listing, mailview
-from tidings.web.routes.mail import find_ref, folder_list
+from tidings.web.routes.mail import folder_list
 from tidings.web.sanitise import sanitise
 from tidings.web.session import page, tidings
 from tidings.web.templating import environment, render
@@ -89,8 +89,7 @@ async def conversation_of(store, account_id: int, mailbox_id: int, ref) -> list[
     uids = await store.mail_threads.uids(account_id, mailbox_id, thread)
     if len(uids) < 2:
         return []
-    _, refs = await store.mailboxes.messages(account_id, mailbox_id)
-    members = [found for uid in uids[-MAX_CONVERSATION:] if (found := find_ref(refs, uid)) is not None]
+    members = await store.mail_views.messages(account_id, mailbox_id, uids[-MAX_CONVERSATION:])
     summaries = await store.mailboxes.summaries(account_id, members)
     out = []
     for member in members:
