@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import datetime
 from pathlib import Path
 
 from tests.web.conftest import PHONE, screenshot
@@ -369,3 +370,50 @@ def test_another_accounts_collections_and_objects_give_404(web):
     after = [web.call(pim.changes_since(bob, c.id, 0)) for c in (book, calendar, journal)]
     assert after == before
     assert b"Bob secret" not in client.get("/contacts/suggest?q=bob").body
+
+
+def test_sharing_a_calendar_and_an_address_book_until_it_is_revoked(web, page_for):
+    alice, bob = account_id(web, "alice@example.test"), account_id(web, "bob@example.test")
+    from tidings.pim.events import Event
+
+    pim = web.store.pim
+    calendar = web.call(pim.default_collection(alice, "calendar"))
+    book = web.call(pim.default_collection(alice, "contacts"))
+    text = Event(title="Planning", start=datetime(2027, 3, 2, 10, 0), timezone="UTC").to_calendar()
+    event = web.call(pim.put(alice, calendar.id, None, text))
+    owner = web.client("alice@example.test")
+    csrf = owner.csrf()
+    reply = owner.post(f"/calendar/{calendar.id}/share", {"csrf": csrf, "grantee": "bob@example.test"})
+    assert reply.status == 303
+    reply = owner.post(
+        f"/contacts/book/{book.id}/share", {"csrf": csrf, "everyone": "1", "access": "read-write"}
+    )
+    assert reply.status == 303
+    assert "everyone at example.test" in owner.get(f"/contacts/book/{book.id}").text
+    guest = web.client("bob@example.test")
+    guest_csrf = guest.csrf()
+    assert "Planning" in guest.get("/calendar?view=agenda&date=2027-03-01").text
+    page = guest.get(f"/calendar/event/{event.id}")
+    assert page.status == 200 and "<fieldset disabled>" in page.text
+    reply = guest.post(
+        f"/calendar/event/{event.id}", {"csrf": guest_csrf, "etag": event.etag, "title": "Mine"}
+    )
+    assert reply.status == 400 and "read-only" in reply.text
+    reply = guest.post(f"/calendar/{calendar.id}/share", {"csrf": guest_csrf, "grantee": "bob@example.test"})
+    assert reply.status == 400  # only the owner shares
+    reply = guest.post(
+        f"/contacts/book/{book.id}/new", {"csrf": guest_csrf, "name": "From Bob", "email": "b@x.org"}
+    )
+    assert reply.status == 303  # read-write
+    assert [o.title for o in web.call(pim.objects(alice, book.id))] == ["From Bob"]
+    # The owner sees the shared collections in the other's lists; then revokes.
+    page = page_for("bob@example.test")
+    page.goto("/calendar?view=agenda&date=2027-03-01")
+    assert "alice" in page.locator(".pim-nav").inner_text()
+    screenshot(page, "calendar-shared")
+    assert page.problems == []
+    for share in web.call(pim.shares(alice, calendar.id)):
+        owner.post(f"/calendar/{calendar.id}/share", {"csrf": csrf, "share_id": share.id})
+    assert guest.get(f"/calendar/event/{event.id}").status == 404
+    assert "Planning" not in guest.get("/calendar?view=agenda&date=2027-03-01").text
+    assert web.call(pim.collections(bob, "calendar"))[0].owner_id == bob

@@ -93,3 +93,32 @@ def parse_local(value: str | None) -> datetime | None:
         except ValueError:
             continue
     return None
+
+
+async def share_collection(store, account_id: int, collection_id: int, form: FormData) -> str | None:
+    """Share (or stop sharing) one of the account's collections from a form; the message to show
+    if it was refused. Only the owner may (the store says NotAllowed to anyone else)."""
+    from tidings.store import StoreError
+
+    pim = store.pim
+    try:
+        if form.get("share_id"):
+            await pim.unshare(account_id, collection_id, int_param(form.get("share_id")))
+            return None
+        access = "read-write" if form.get("access") == "read-write" else "read"
+        if form.get("everyone") == "1":
+            owner = await pim.collection(account_id, collection_id)
+            domain = owner.owner_address.rpartition("@")[2]
+            await pim.share(account_id, collection_id, grantee_domain=domain, access=access)
+        else:
+            address = str(form.get("grantee", "")).strip()
+            if not address:
+                return "Give the address of the person to share with."
+            await pim.share(account_id, collection_id, grantee_address=address, access=access)
+    except NotFound as error:
+        if "no account" in str(error) or "no domain" in str(error):
+            return f"{error}: only people with an account here can be given a share."
+        raise
+    except StoreError as error:
+        return str(error)
+    return None

@@ -33,10 +33,11 @@ from tidings.web.pim_pages import (
     int_param,
     path_id,
     reader_zone,
+    share_collection,
     uploaded_text,
     zone_names,
 )
-from tidings.web.session import action, page, tidings
+from tidings.web.session import action, page, safe_next, tidings
 from tidings.web.templating import render
 
 VIEWS = ("month", "week", "day", "agenda")
@@ -217,6 +218,7 @@ async def show_calendar(request: Request, session: WebSession) -> Response:
         "agenda": f"From {start.strftime('%d %b %Y')}",
     }[view]
     query = f"&cal={current.id}" if current else ""
+    shares = await pim.shares(session.account_id, current.id) if current and current.access == "owner" else []
     return render(
         request,
         "calendar/view.html",
@@ -236,6 +238,7 @@ async def show_calendar(request: Request, session: WebSession) -> Response:
         zone=tz.key,
         reminders=reminders(shown(soon, tz, colours), now),
         views=VIEWS,
+        shares=shares,
         notice=notice_from(request),
     )
 
@@ -520,6 +523,18 @@ async def import_calendar(request: Request, session: WebSession, form: FormData)
     return RedirectResponse(f"/calendar?cal={found.id}&view=agenda&notice=imported&{counts}", status_code=303)
 
 
+@action
+async def share_calendar(request: Request, session: WebSession, form: FormData) -> Response:
+    """Share a calendar (or a journal: a calendar of VJOURNALs) with someone or the domain."""
+    calendar_id = path_id(request, "calendar_id")
+    refused = await share_collection(tidings(request).store, session.account_id, calendar_id, form)
+    if refused:
+        raise StoreError(refused)
+    return RedirectResponse(
+        safe_next(str(form.get("back", "")), f"/calendar?cal={calendar_id}"), status_code=303
+    )
+
+
 routes = [
     Route("/calendar", show_calendar, methods=["GET"]),
     Route("/calendar/new", new_event, methods=["GET"]),
@@ -533,4 +548,5 @@ routes = [
     Route("/calendar/{calendar_id:int}/export", export_calendar, methods=["GET"]),
     Route("/calendar/{calendar_id:int}/import", import_calendar, methods=["POST"]),
     Route("/calendar/{calendar_id:int}/delete", delete_calendar, methods=["POST"]),
+    Route("/calendar/{calendar_id:int}/share", share_calendar, methods=["POST"]),
 ]

@@ -20,8 +20,15 @@ from tidings.pim.contacts import MAX_PHOTO_BYTES, PHOTO_TYPES, Contact, member_r
 from tidings.store import NotFound, StoreError
 from tidings.store.pim import ADDRESSBOOK, PreconditionFailed
 from tidings.store.web_sessions import WebSession
-from tidings.web.pim_pages import CHANGED_ELSEWHERE, download, int_param, path_id, uploaded_text
-from tidings.web.session import action, page, tidings
+from tidings.web.pim_pages import (
+    CHANGED_ELSEWHERE,
+    download,
+    int_param,
+    path_id,
+    share_collection,
+    uploaded_text,
+)
+from tidings.web.session import action, page, safe_next, tidings
 from tidings.web.templating import render
 
 EMAIL_TYPES = ("work", "home", "other")
@@ -45,9 +52,11 @@ async def book_page(request: Request, session: WebSession, book_id: int | None, 
     else:
         found = await pim.objects(session.account_id, book.id, component="VCARD")
         found.sort(key=lambda o: (o.card_kind != "group", o.title.lower()))
+    shares = await pim.shares(session.account_id, book.id) if book.access == "owner" else []
     return render(
         request,
         "contacts/book.html",
+        shares=shares,
         area="contacts",
         title=book.display_name,
         books=all_books,
@@ -290,6 +299,17 @@ async def delete_book(request: Request, session: WebSession, form: FormData) -> 
     return RedirectResponse("/contacts", status_code=303)
 
 
+@action
+async def share_book(request: Request, session: WebSession, form: FormData) -> Response:
+    book_id = path_id(request, "book_id")
+    refused = await share_collection(tidings(request).store, session.account_id, book_id, form)
+    if refused:
+        raise StoreError(refused)
+    return RedirectResponse(
+        safe_next(str(form.get("back", "")), f"/contacts/book/{book_id}"), status_code=303
+    )
+
+
 @page
 async def suggest(request: Request, session: WebSession) -> Response:
     """Recipients for compose: [{"name", "email", "source", "addresses"}], JSON.
@@ -317,6 +337,7 @@ routes = [
     Route("/contacts/book/{book_id:int}/export", export_book, methods=["GET"]),
     Route("/contacts/book/{book_id:int}/import", import_book, methods=["POST"]),
     Route("/contacts/book/{book_id:int}/delete", delete_book, methods=["POST"]),
+    Route("/contacts/book/{book_id:int}/share", share_book, methods=["POST"]),
     Route("/contacts/{contact_id:int}", show_contact, methods=["GET"]),
     Route("/contacts/{contact_id:int}", save_contact, methods=["POST"]),
     Route("/contacts/{contact_id:int}/photo", contact_photo, methods=["GET"]),

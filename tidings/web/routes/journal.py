@@ -61,9 +61,11 @@ async def list_page(
     entries.sort(key=lambda pair: (pair[1].day, pair[0].id), reverse=True)
     tagged = await pim.search(session.account_id, current.id, component="VJOURNAL", limit=1000)
     all_tags = sorted({t for o in tagged for t in o.categories}, key=str.lower)
+    shares = await pim.shares(session.account_id, current.id) if current.access == "owner" else []
     return render(
         request,
         "journal/index.html",
+        shares=shares,
         status_code=status_code,
         area="journal",
         title=current.display_name,
