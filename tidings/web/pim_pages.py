@@ -101,6 +101,7 @@ async def share_collection(store, account_id: int, collection_id: int, form: For
     from tidings.store import StoreError
 
     pim = store.pim
+    await pim.shares(account_id, collection_id)  # the owner's only: NotFound for anyone else's ids
     try:
         if form.get("share_id"):
             await pim.unshare(account_id, collection_id, int_param(form.get("share_id")))
