@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import getpass
-import json
 import logging
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -76,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("address")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.add_argument("--quota", help="e.g. 500M, 2G (default: unlimited)")
+    add.add_argument("--admin", action="store_true", help="may use the web client's admin console")
+    admin = user.add_parser("admin", parents=[common], help="grant or revoke the admin console")
+    admin.add_argument("address")
+    admin.add_argument("--revoke", action="store_true")
     passwd = user.add_parser("passwd", parents=[common])
     passwd.add_argument("address")
     passwd.add_argument("--password-stdin", action="store_true")
@@ -159,18 +160,21 @@ async def _dispatch(args, config: Config, store: Store) -> int:
             await accounts.remove_domain(args.domain, force=args.force)
             print(f"removed domain {args.domain}")
         elif action == "dkim":
-            from tidings.mail.dkim import make_key
+            from tidings.mail.dkim import dns_record, make_key
 
             domain = await accounts.get_domain(args.domain)
-            private_pem, record = make_key()
+            private_pem, _ = make_key()
             await accounts.set_dkim(domain.name, args.selector, private_pem)
-            print(f'{args.selector}._domainkey.{domain.name}. IN TXT "{record}"')
+            print(dns_record(domain.name, args.selector, private_pem))
     elif cmd == "user":
         if action == "add":
             quota = parse_size(args.quota) if args.quota else None
             password = _read_password(args)
-            account = await accounts.add_user(args.address, password, quota)
-            print(f"added user {account.address}")
+            account = await accounts.add_user(args.address, password, quota, admin=args.admin)
+            print(f"added {'admin ' if account.admin else ''}user {account.address}")
+        elif action == "admin":
+            await accounts.set_admin(args.address, not args.revoke)
+            print(f"{'revoked' if args.revoke else 'granted'} the admin console for {args.address}")
         elif action == "passwd":
             await accounts.get_user(args.address)
             await accounts.set_password(args.address, _read_password(args, "New password: "))
@@ -182,7 +186,7 @@ async def _dispatch(args, config: Config, store: Store) -> int:
         elif action == "list":
             for a in await accounts.list_users(args.domain):
                 quota = _human(a.quota_bytes) if a.quota_bytes is not None else "unlimited"
-                state = "  (disabled)" if a.disabled else ""
+                state = ("  (admin)" if a.admin else "") + ("  (disabled)" if a.disabled else "")
                 print(f"{a.address}  used {_human(a.used_bytes)} of {quota}{state}")
         elif action == "remove":
             await accounts.remove_user(args.address)
@@ -232,43 +236,32 @@ async def _dispatch(args, config: Config, store: Store) -> int:
 
 
 async def _status(config: Config, store: Store) -> None:
-    from tidings.server import STATUS_INTERVAL, status_path
+    from tidings.server import STATUS_INTERVAL
+    from tidings.status import port_open, read_status
 
     domains, users, aliases = await store.accounts.count()
     queue_length = await store.queue.count()
-    path = status_path(config)
-    running = None
-    if path.exists():
-        data = json.loads(path.read_text())
-        if _pid_alive(data.get("pid", 0)):
-            running = data
+    running = read_status(config)
     print(f"data directory: {Path(config.data_dir).resolve()}")
     print(f"database: {store.db.url.split('@')[-1]}")
     if running:
-        uptime = int(time.time() - running["started_at"])
-        print(f"server: running (pid {running['pid']}, up {_duration(uptime)})")
-        workers = _worker_statuses(config, running)
-        sessions: dict[str, int] = dict(running.get("sessions", {}))
-        lags = [running["loop_lag"]] if running.get("loop_lag") else []
-        for _, worker_status in workers:
-            for name, count in worker_status.get("sessions", {}).items():
-                sessions[name] = sessions.get(name, 0) + count
-            if worker_status.get("loop_lag"):
-                lags.append(worker_status["loop_lag"])
-        for name, addresses in running["listeners"].items():
+        uptime = int(time.time() - running.started_at)
+        print(f"server: running (pid {running.pid}, up {_duration(uptime)})")
+        for name, addresses in running.listeners.items():
             for host, port in addresses:
-                state = "open" if _port_open(host, port) else "NOT ANSWERING"
-                print(f"  {name:<12} {host}:{port}  {state}  ({sessions.get(name, 0)} session(s))")
+                state = "open" if port_open(host, port) else "NOT ANSWERING"
+                print(f"  {name:<12} {host}:{port}  {state}  ({running.sessions.get(name, 0)} session(s))")
+        lags = running.loop_lags
         if lags:
             print(
                 f"event loop lag: {max(lag['recent_max_ms'] for lag in lags)} ms at most in the last "
                 f"{STATUS_INTERVAL:g} s, {max(lag['max_ms'] for lag in lags)} ms since start, "
-                f"{sum(lag['stalls'] for lag in lags)} stall(s) of 100 ms or more"
+                f"{running.stalls} stall(s) of 100 ms or more"
             )
-        if "workers" in running:
-            print(f"workers: {len(running['workers'])}")
-        for worker, worker_status in workers:
-            _print_worker(worker, worker_status)
+        if running.workers:
+            print(f"workers: {len(running.workers)}")
+        for worker in running.workers:
+            _print_worker(worker)
     else:
         print("server: not running")
     print(f"queue: {queue_length} message(s)")
@@ -278,58 +271,23 @@ async def _status(config: Config, store: Store) -> None:
     print(f"storage: {_human(used)} in mailboxes, {bodies} of stored message bodies")
 
 
-def _worker_statuses(config: Config, running: dict) -> list[tuple[dict, dict]]:
-    """(the supervisor's entry, the worker's own status file) for each worker of a running server."""
-    from tidings.server import worker_status_path
-
-    out = []
-    for worker in running.get("workers", []):
-        own: dict = {}
-        path = worker_status_path(config, worker["index"])
-        with contextlib.suppress(OSError, ValueError):
-            own = json.loads(path.read_text())
-        if own.get("pid") != worker["pid"]:
-            own = {}  # a file left by the worker's predecessor, or none yet
-        out.append((worker, own))
-    return out
-
-
-def _print_worker(worker: dict, own: dict) -> None:
-    role = "primary" if worker["primary"] else "worker"
-    if not worker["pid"]:
-        print(f"  worker {worker['index']}  {role:<7}  restarting  ({worker['restarts']} restart(s))")
+def _print_worker(worker) -> None:
+    role = "primary" if worker.primary else "worker"
+    if not worker.pid:
+        print(f"  worker {worker.index}  {role:<7}  restarting  ({worker.restarts} restart(s))")
         return
-    uptime = _duration(int(time.time() - worker["started_at"]))
-    sessions = ", ".join(
-        f"{name} {count}" for name, count in sorted(own.get("sessions", {}).items()) if count
-    )
-    lag = own.get("loop_lag")
+    uptime = _duration(int(time.time() - worker.started_at))
+    sessions = ", ".join(f"{name} {count}" for name, count in sorted(worker.sessions.items()) if count)
+    lag = worker.loop_lag
     lag_text = f"  loop lag {lag['recent_max_ms']} ms" if lag else ""
     print(
-        f"  worker {worker['index']}  {role:<7}  pid {worker['pid']}  up {uptime}  "
-        f"{worker['restarts']} restart(s)  sessions: {sessions or 'none'}{lag_text}"
+        f"  worker {worker.index}  {role:<7}  pid {worker.pid}  up {uptime}  "
+        f"{worker.restarts} restart(s)  sessions: {sessions or 'none'}{lag_text}"
     )
 
 
 def _duration(seconds: int) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except (ProcessLookupError, PermissionError, OSError):
-        return False
-
-
-def _port_open(host: str, port: int) -> bool:
-    target = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
-    try:
-        with socket.create_connection((target, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _human(size: int) -> str:

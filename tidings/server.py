@@ -78,6 +78,9 @@ class App:
     gates: dict = field(default_factory=dict)
     # How late the event loop runs (for `tidings status`): every session waits that long too.
     loop_lag: LoopLagMeter = field(default_factory=LoopLagMeter)
+    # The ports each listener is bound to once started (port 0 in the configuration resolved):
+    # what client autoconfiguration tells clients (tidings/web/autoconfig.py).
+    listening: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
     @property
     def hostname(self) -> str:
@@ -169,6 +172,7 @@ class Server:
                     server = await module.start(self.app, name, host, port, sock=sock)
                     self.servers.append((name, server))
                     log.info("%s listening on %s", name, _bound(server))
+        self.app.listening.update(self.bound_ports())
         self._start_workers()
         self._write_status()
         settle_the_heap()
@@ -197,6 +201,7 @@ class Server:
             self.workers.append(asyncio.create_task(worker.run(), name="queue-worker"))
             self.workers.append(asyncio.create_task(run_indexer(self.app.store), name="indexer"))
             self.workers.append(asyncio.create_task(self._maintain(), name="maintenance"))
+            self.workers.append(asyncio.create_task(self._sample_traffic(), name="traffic-samples"))
         self.workers.append(asyncio.create_task(self._keep_status(), name="status"))
         self.workers.append(asyncio.create_task(self.app.loop_lag.run(), name="loop-lag"))
         # `tidings user remove|disable` run by another process: its sessions here end too.
@@ -223,6 +228,17 @@ class Server:
             except Exception:
                 log.exception("compaction failed; will retry at the next interval")
             await asyncio.sleep(MAINTENANCE_INTERVAL)
+
+    async def _sample_traffic(self) -> None:
+        """The queue's length every few minutes, for the admin console's chart (store/traffic.py)."""
+        from tidings.store.traffic import SAMPLE_INTERVAL
+
+        while True:
+            try:
+                await self.app.store.traffic.sample_queue()
+            except Exception:
+                log.exception("sampling the queue length failed")
+            await asyncio.sleep(SAMPLE_INTERVAL)
 
     async def _keep_status(self) -> None:
         """Rewrite the status file every few seconds so `tidings status` shows open sessions."""

@@ -102,6 +102,21 @@ def test_duplicate_user_is_refused(tidings):
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
+def test_admin_users_are_made_with_a_flag_and_granted_or_revoked_later(tidings):
+    tidings("domain", "add", "example.org")
+    added = tidings("user", "add", "root@example.org", "--admin", "--password-stdin", stdin="long secret 1\n")
+    assert added.returncode == 0 and "added admin user root@example.org" in added.stdout
+    tidings("user", "add", "bob@example.org", "--password-stdin", stdin="long secret 1\n")
+    listing = tidings("user", "list").stdout.splitlines()
+    assert [line.endswith("(admin)") for line in listing] == [False, True]
+    assert tidings("user", "admin", "bob@example.org").returncode == 0
+    assert tidings("user", "admin", "root@example.org", "--revoke").returncode == 0
+    listing = tidings("user", "list").stdout.splitlines()
+    assert [line.endswith("(admin)") for line in listing] == [True, False]
+    missing = tidings("user", "admin", "nobody@example.org")
+    assert missing.returncode == 1 and "unknown user" in missing.stderr
+
+
 def test_dkim_prints_a_dns_record(tidings):
     tidings("domain", "add", "example.org")
     result = tidings("domain", "dkim", "example.org", "--selector", "s1")

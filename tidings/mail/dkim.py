@@ -32,10 +32,25 @@ def make_key(bits: int = 2048) -> tuple[str, str]:
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     ).decode()
-    public_der = key.public_key().public_bytes(
+    return private_pem, _record(key.public_key())
+
+
+def public_record(private_key_pem: str) -> str:
+    """The TXT record value (RFC 6376 3.6.1) that publishes the public half of a stored key."""
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    return _record(key.public_key())
+
+
+def dns_record(domain: str, selector: str, private_key_pem: str) -> str:
+    """The whole zone-file line to publish, as `tidings domain dkim` prints it."""
+    return f'{selector}._domainkey.{domain}. IN TXT "{public_record(private_key_pem)}"'
+
+
+def _record(public_key) -> str:
+    public_der = public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return private_pem, "v=DKIM1; k=rsa; p=" + base64.b64encode(public_der).decode()
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(public_der).decode()
 
 
 def sign(message: bytes, domain: str, selector: str, private_key_pem: str) -> bytes:

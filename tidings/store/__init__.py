@@ -2,8 +2,9 @@
 
 Protocols use `Store` and the typed results of its parts (`accounts`, `login_attempts`, `mailboxes`,
 `threads`, `metadata`, `urls`, `queue`, `delivery`, `search`, `pim`, `mail_views`, `mail_threads`,
-`web_sessions`); none of them builds a query or opens a blob file. `Store.open` runs pending Alembic
-migrations, so a new data directory or an upgraded one is ready before any listener starts.
+`web_sessions`, `traffic`, `identities`, `rules`); none of them builds a query or opens a blob file.
+`Store.open` runs pending Alembic migrations, so a new data directory or an upgraded one is ready
+before any listener starts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tidings.store.accounts import Accounts
 from tidings.store.blobs import BlobStore
 from tidings.store.database import AliasLoop, AlreadyExists, Database, NotFound, OverQuota, StoreError
 from tidings.store.delivery import AcceptResult, Delivery, Envelope
+from tidings.store.identities import Identities
 from tidings.store.login_attempts import LoginAttempts
 from tidings.store.mail_views import MailThreads, MailViews
 from tidings.store.mailboxes import Mailboxes
@@ -24,8 +26,10 @@ from tidings.store.metadata import Metadata
 from tidings.store.migrate import migrate
 from tidings.store.pim import Pim
 from tidings.store.queue import Queue
+from tidings.store.rules import Rules
 from tidings.store.search import Search
 from tidings.store.threads import Threads
+from tidings.store.traffic import Traffic
 from tidings.store.urlauth import UrlAccess
 from tidings.store.web_sessions import WebSessions
 
@@ -50,6 +54,9 @@ class Store:
         self.mail_views = MailViews(db)
         self.mail_threads = MailThreads(db)
         self.web_sessions = WebSessions(db, config.web.session_idle, config.web.session_max_age)
+        self.traffic = Traffic(db)
+        self.identities = Identities(db, self.accounts)
+        self.rules = Rules(db)
         self._listener = None
 
     @classmethod

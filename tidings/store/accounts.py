@@ -56,6 +56,7 @@ class Account:
     used_bytes: int
     disabled: bool = False
     session_generation: int = 0  # sessions that logged in under an older value must end
+    admin: bool = False  # may use the web client's admin console
 
     @property
     def domain(self) -> str:
@@ -80,6 +81,7 @@ def _account(row) -> Account:
         row.used_bytes,
         row.disabled,
         row.session_generation,
+        row.is_admin,
     )
 
 
@@ -185,7 +187,9 @@ class Accounts:
 
     # -- accounts ------------------------------------------------------------------------------
 
-    async def add_user(self, address: str, password: str, quota_bytes: int | None = None) -> Account:
+    async def add_user(
+        self, address: str, password: str, quota_bytes: int | None = None, *, admin: bool = False
+    ) -> Account:
         addr = parse_address(address)
         check_strength(password)
         if quota_bytes is not None and quota_bytes < 0:
@@ -212,13 +216,14 @@ class Accounts:
                     created_at=time.time(),
                     disabled=False,
                     last_uidvalidity=0,
+                    is_admin=admin,
                     **scram,
                 )
             )
             account_id = result.inserted_primary_key[0]
             for name, special_use in DEFAULT_MAILBOXES:
                 create_mailbox_rows(tx, account_id, name, special_use)
-            return Account(account_id, str(addr), domain.id, quota_bytes, 0)
+            return Account(account_id, str(addr), domain.id, quota_bytes, 0, admin=admin)
 
         return await self.db.write(op)
 
@@ -250,6 +255,46 @@ class Accounts:
                 raise NotFound(f"unknown user {addr}")
 
         await self.db.write(op)
+
+    async def set_admin(self, address: str, admin: bool) -> None:
+        """Grant or take away the admin console (takes effect at the next page: it is checked on
+        every admin request, never cached in the web session)."""
+        addr = parse_address(address)
+
+        def op(tx: Tx) -> None:
+            result = tx.conn.execute(
+                update(s.accounts).where(s.accounts.c.address == str(addr)).values(is_admin=admin)
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"unknown user {addr}")
+
+        await self.db.write(op)
+
+    async def is_admin(self, account_id: int) -> bool:
+        """True only for an existing, enabled admin account."""
+
+        def op(tx: Tx) -> bool:
+            row = tx.conn.execute(
+                select(s.accounts.c.is_admin, s.accounts.c.disabled).where(s.accounts.c.id == account_id)
+            ).first()
+            return row is not None and row.is_admin and not row.disabled
+
+        return await self.db.read(op)
+
+    async def storage_by_domain(self) -> list[tuple[str, int, int]]:
+        """(domain, accounts, bytes used in mailboxes) for every domain, by name."""
+
+        def op(tx: Tx) -> list[tuple[str, int, int]]:
+            a = s.accounts
+            rows = tx.conn.execute(
+                select(s.domains.c.name, func.count(a.c.id), func.coalesce(func.sum(a.c.used_bytes), 0))
+                .select_from(s.domains.outerjoin(a, a.c.domain_id == s.domains.c.id))
+                .group_by(s.domains.c.name)
+                .order_by(s.domains.c.name)
+            )
+            return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+        return await self.db.read(op)
 
     async def list_users(self, domain: str | None = None) -> list[Account]:
         def op(tx: Tx) -> list[Account]:

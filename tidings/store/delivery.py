@@ -33,6 +33,7 @@ from tidings.store.mailboxes import (
     publish,
 )
 from tidings.store.queue import enqueue_rows
+from tidings.store.traffic import log_received_rows
 
 
 @dataclass
@@ -220,6 +221,14 @@ class Delivery:
             publish(tx, self.hub, self.node_id, Change(account_id, mailbox_id, "message", modseq))
         if any(r.queue_id is not None for r in results):
             publish(tx, self.hub, self.node_id, Change(0, None, "queue"))
+        log_received_rows(
+            tx,
+            [
+                {"sender": item.envelope.sender, "recipients": result.delivered, "size": len(item.raw)}
+                for item, result in zip(items, results, strict=True)
+                if result.delivered
+            ],
+        )
         return results
 
     async def deliver_local(

@@ -16,6 +16,7 @@ from sqlalchemy import case, delete, func, insert, or_, select, update
 
 from tidings.store import schema as s
 from tidings.store.database import Database, NotFound, Tx
+from tidings.store.traffic import log_outcome_rows
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,22 @@ class Queue:
                 holder = tx.conn.execute(query).first()
                 if holder is None or holder.claimed_by != node_id:
                     return None
+            entry = tx.conn.execute(
+                select(s.queue.c.sender, s.queue.c.size).where(s.queue.c.id == queue_id)
+            ).first()
+            if entry is not None and outcomes:
+                addresses = dict(
+                    tx.conn.execute(
+                        select(qr.c.id, qr.c.address).where(qr.c.id.in_([o.recipient_id for o in outcomes]))
+                    ).all()
+                )
+                log_outcome_rows(
+                    tx,
+                    queue_id,
+                    entry.sender,
+                    entry.size,
+                    [(addresses.get(o.recipient_id, "?"), o.status, o.message) for o in outcomes],
+                )
             for outcome in outcomes:
                 tx.conn.execute(
                     update(qr)

@@ -74,6 +74,8 @@ accounts = Table(
     Column("scram_sha256_iterations", Integer),
     Column("scram_sha256_stored_key", LargeBinary),
     Column("scram_sha256_server_key", LargeBinary),
+    # May use the web client's admin console (`tidings user add --admin`, `tidings user admin`).
+    Column("is_admin", Boolean, nullable=False, default=False),
     sqlite_autoincrement=True,
 )
 
@@ -450,5 +452,69 @@ web_sessions = Table(
     Column("last_seen_at", Float, nullable=False),
     Column("client", String(200), nullable=False, default=""),
     Index("ix_web_sessions_account", "account_id"),
+    sqlite_autoincrement=True,
+)
+
+
+# What happened to mail, for the admin console (store/traffic.py): "received" (a message put into
+# local mailboxes; `recipient` is the first of `recipients`), and per outbound recipient attempt
+# "delivered", "deferred" (with the reason in `detail`) or "failed". Insert-only (no row is shared
+# by concurrent deliveries); rows older than store.traffic.KEPT are pruned.
+delivery_log = Table(
+    "delivery_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("sender", String(320), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("recipients", Integer, nullable=False, default=1),
+    Column("size", BigInteger),
+    Column("queue_id", Integer),
+    Column("detail", Text),
+    Index("ix_delivery_log_at", "at"),
+    sqlite_autoincrement=True,
+)
+
+# The outbound queue's length, sampled every few minutes by the primary worker (store/traffic.py).
+queue_samples = Table(
+    "queue_samples",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("length", Integer, nullable=False),
+    Index("ix_queue_samples_at", "at"),
+    sqlite_autoincrement=True,
+)
+
+# Sender identities of an account (store/identities.py): a display name, one of the addresses the
+# account may send as, and a signature; the web client's compose offers them.
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("signature", Text, nullable=False, default=""),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_identities_account", "account_id"),
+    sqlite_autoincrement=True,
+)
+
+# Sieve scripts per account (RFC 5228; store/rules.py): at most one active, which the rules engine
+# runs at delivery and ManageSieve (RFC 5804) lists and edits. The web client's filter, vacation and
+# forwarding settings are one generated script named "tidings-web".
+sieve_scripts = Table(
+    "sieve_scripts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("active", Boolean, nullable=False, default=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("account_id", "name", name="uq_sieve_scripts_account_name"),
     sqlite_autoincrement=True,
 )
