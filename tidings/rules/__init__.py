@@ -1,0 +1,1 @@
+"""Per-user rules: Sieve scripts (RFC 5228) and the simple rules that generate them."""
