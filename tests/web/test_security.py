@@ -48,6 +48,7 @@ def mail(web):
         inbox = web.call(web.store.mailboxes.get(account.id, "INBOX"))
         box, refs = web.call(web.store.mailboxes.messages(account.id, inbox.id))
         extra = web.call(web.store.mailboxes.create(account.id, f"Projects-{address[0]}"))
+        identity = web.call(web.store.identities.save(account.id, None, address, address, "sig", True))
         ids[address] = {
             "account": account.id,
             "mailbox_id": inbox.id,
@@ -55,6 +56,10 @@ def mail(web):
             "section": "2",
             "folder": extra.id,
             **pim_things(web, account.id, address.split("@")[0].title()),
+            "id": identity.id,  # settings: an identity
+            "address": address,  # admin console: a user and a change to it (admins only)
+            "change": "disable",
+            "domain": "example.test",
         }
     return ids
 
@@ -95,7 +100,9 @@ def bob_state(web, mail) -> tuple:
         contents.append((box.name, [(r.uid, sorted(r.flags)) for r in refs]))
     for collection in web.call(web.store.pim.collections(bob["account"])):
         contents.append((collection.name, collection.sync_seq))
-    return tuple(contents)
+    account = web.call(web.store.accounts.get_user("bob@example.test"))
+    identities = web.call(web.store.identities.list(bob["account"]))
+    return tuple(contents), identities, account.disabled
 
 
 def test_every_route_is_swept():

@@ -23,6 +23,7 @@ from tidings.web.templating import render
 
 SAFE_GUARDS = {"public", "page"}
 CHANGING_GUARDS = {"action", "public_action"}
+QUERY_GUARDS = {"public_query"}  # POST only, changing nothing (tidings.web.session.public_query)
 
 
 class UnguardedRoute(RuntimeError):
@@ -38,8 +39,10 @@ def check_guards(routes) -> None:
             ok = guard == "socket"
         elif isinstance(route, Route):
             methods = set(route.methods or ()) - {"HEAD"}
-            ok = (methods <= {"GET"} and guard in SAFE_GUARDS) or (
-                "GET" not in methods and guard in CHANGING_GUARDS
+            ok = (
+                (methods <= {"GET"} and guard in SAFE_GUARDS)
+                or ("GET" not in methods and guard in CHANGING_GUARDS)
+                or (methods == {"POST"} and guard in QUERY_GUARDS)
             )
         else:
             ok = False

@@ -8,6 +8,7 @@ to start with a route that has none:
 - `public`        GET, no login (the login page, static pages);
 - `public_action` POST without a session (the login form): CSRF by double submit, a random
                   cookie `tidings_login` that the form must repeat;
+- `public_query`  POST that changes nothing and ignores cookies (Autodiscover's POST);
 - `page`          GET, logged in: `fn(request, session)`; logged out -> redirect to /login;
 - `action`        a state change (POST), logged in and carrying the session's CSRF token as the
                   form field `csrf` or the header `X-CSRF-Token`: `fn(request, session, form)`;
@@ -130,6 +131,17 @@ def public_action(fn: Callable[[Request, FormData], Awaitable[Response]]):
         return await fn(request, form)
 
     return _mark(endpoint, "public_action")
+
+
+def public_query(fn: Callable[[Request], Awaitable[Response]]):
+    """A POST that changes nothing and reads no cookie (Microsoft Autodiscover asks with a POST):
+    with no session and no state change there is nothing for a forged request to gain."""
+
+    @functools.wraps(fn)
+    async def endpoint(request: Request) -> Response:
+        return await fn(request)
+
+    return _mark(endpoint, "public_query")
 
 
 def page(fn: Callable[[Request, WebSession], Awaitable[Response]]):

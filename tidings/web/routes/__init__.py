@@ -12,6 +12,10 @@ import importlib
 
 ROUTE_MODULES = [
     "tidings.web.routes.login",
+    # Before mail: /mail/config-v1.1.xml is Thunderbird's autoconfig, not a folder.
+    "tidings.web.routes.autoconfig",
+    "tidings.web.routes.settings",
+    "tidings.web.routes.admin",
     "tidings.web.routes.mail",
     "tidings.web.routes.message",
     "tidings.web.routes.live",

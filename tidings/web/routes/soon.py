@@ -11,7 +11,7 @@ from tidings.store.web_sessions import WebSession
 from tidings.web.session import page
 from tidings.web.templating import NAVIGATION, render
 
-AREAS = ["settings", "admin"]
+AREAS: list[str] = []  # every area has its own module now
 LABELS = {area: label for area, label, _ in NAVIGATION}
 
 
