@@ -185,3 +185,8 @@ def test_overview_and_status_pages_draw_their_charts_and_listeners(web, admin):
         assert f"127.0.0.1:{port}" in status, name
     assert "not answering" not in status
     assert USER in status  # largest mailboxes
+
+
+def test_only_admins_see_the_admin_link(web, admin):
+    assert 'href="/admin"' in admin.get("/settings").text
+    assert 'href="/admin"' not in web.client(USER).get("/settings").text

@@ -40,6 +40,7 @@ _FIND = (
         _ws.c.created_at,
         _ws.c.last_seen_at,
         _ws.c.client,
+        _acc.c.is_admin,
     )
     .select_from(_ws.join(_acc, _acc.c.id == _ws.c.account_id))
     .where(
@@ -62,6 +63,9 @@ class WebSession:
     created_at: float
     last_seen_at: float
     client: str = ""
+    # The account may use the admin console: read with the session on every request (never
+    # cached), so revoking it takes effect at the next page.
+    admin: bool = False
 
 
 def token_hash(token: str) -> str:
@@ -125,7 +129,14 @@ class WebSessions:
 
             await self.db.write_lazy(touch)
         return WebSession(
-            row.id, row.account_id, row.address, row.csrf_token, row.created_at, row.last_seen_at, row.client
+            row.id,
+            row.account_id,
+            row.address,
+            row.csrf_token,
+            row.created_at,
+            row.last_seen_at,
+            row.client,
+            row.is_admin,
         )
 
     async def list(self, account_id: int) -> list[WebSession]:

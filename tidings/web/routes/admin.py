@@ -2,10 +2,10 @@
 deliveries and failures, listener and session status, storage use, and charts of mail per hour
 and the queue's length.
 
-Admin accounts only (`tidings user add --admin`, `tidings user admin`): every endpoint asks the
-store on every request whether the session's account is an enabled admin and answers 404
-otherwise, exactly as for a page that does not exist, so the console is not even visible to
-others. Actions are the same store calls the `tidings` command makes, with the same checks (the
+Admin accounts only (`tidings user add --admin`, `tidings user admin`): every endpoint checks the
+admin flag read with the session on every request and answers 404 otherwise, exactly as for a
+page that does not exist, so the console is not even visible to others (the navigation hides it
+too). Actions are the same store calls the `tidings` command makes, with the same checks (the
 password rule, address and domain validation); CSRF as for every other action.
 """
 
@@ -59,11 +59,13 @@ TABS = [
 
 
 def admin_only(fn):
-    """Run `fn` only for an enabled admin account; anyone else gets the 404 of a missing page."""
+    """Run `fn` only for an admin account; anyone else gets the 404 of a missing page. The flag
+    comes with the session, which is read from the store on every request (a disabled account has
+    no session at all), so a revoked admin is refused at the next page."""
 
     @functools.wraps(fn)
     async def guarded(request: Request, session: WebSession, *rest):
-        if not await tidings(request).store.accounts.is_admin(session.account_id):
+        if not session.admin:
             raise NotFound("not an admin")
         return await fn(request, session, *rest)
 
