@@ -65,6 +65,9 @@ class Occurrence:
     recurs: bool
     # Reminders: how long before the start each VALARM fires (relative triggers only).
     alarms: tuple[timedelta, ...]
+    # For free/busy (RFC 5545 3.8.2.7, 3.8.1.11): a cancelled or transparent instance is free.
+    cancelled: bool = False
+    transparent: bool = False
 
 
 def parse_calendar(text: str) -> Calendar:
@@ -231,6 +234,8 @@ def expand(
                 categories=tuple(_categories(instance)),
                 recurs=recurs,
                 alarms=tuple(_alarms(instance)),
+                cancelled=str(instance.get("STATUS", "")).upper() == "CANCELLED",
+                transparent=str(instance.get("TRANSP", "")).upper() == "TRANSPARENT",
             )
         )
     return out

@@ -1,10 +1,10 @@
 """The store: the one place that knows about SQL and blob files.
 
 Protocols use `Store` and the typed results of its parts (`accounts`, `login_attempts`, `mailboxes`,
-`threads`, `metadata`, `urls`, `queue`, `delivery`, `search`, `pim`, `mail_views`, `mail_threads`,
-`web_sessions`, `traffic`, `identities`, `rules`); none of them builds a query or opens a blob file.
-`Store.open` runs pending Alembic migrations, so a new data directory or an upgraded one is ready
-before any listener starts.
+`threads`, `metadata`, `urls`, `queue`, `delivery`, `search`, `pim`, `scheduling`, `mail_views`,
+`mail_threads`, `web_sessions`, `traffic`, `identities`, `rules`); none of them builds a query or opens a
+blob file. `Store.open` runs pending Alembic migrations, so a new data directory or an upgraded one is
+ready before any listener starts.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from tidings.store.migrate import migrate
 from tidings.store.pim import Pim
 from tidings.store.queue import Queue
 from tidings.store.rules import Rules
+from tidings.store.scheduling import Scheduling
 from tidings.store.search import Search
 from tidings.store.threads import Threads
 from tidings.store.traffic import Traffic
@@ -51,6 +52,9 @@ class Store:
         self.delivery = Delivery(db, blobs, hub, self.node_id)
         self.search = Search(db, blobs)
         self.pim = Pim(db)
+        self.scheduling = Scheduling(db, self.pim, self.accounts)
+        # iTIP messages delivered to local accounts update their calendars (store/scheduling.py).
+        self.delivery.after_local_delivery = self.scheduling.incoming
         self.mail_views = MailViews(db)
         self.mail_threads = MailThreads(db)
         self.web_sessions = WebSessions(db, config.web.session_idle, config.web.session_max_age)

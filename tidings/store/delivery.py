@@ -14,13 +14,16 @@ it even then (for callers that cannot refuse, such as a report to a local sender
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, insert, select, update
 
 from tidings.mail.ingest import PreparedMessage, prepare
 from tidings.notify import Change, Hub
+from tidings.pim import imip
 from tidings.store import schema as s
 from tidings.store.blobs import BlobStore
 from tidings.store.database import Database, OverQuota, Tx
@@ -34,6 +37,9 @@ from tidings.store.mailboxes import (
 )
 from tidings.store.queue import enqueue_rows
 from tidings.store.traffic import log_received_rows
+
+log = logging.getLogger(__name__)
+AfterDelivery = Callable[[bytes, str, int | None, list[str]], Awaitable[object]]
 
 
 @dataclass
@@ -123,13 +129,30 @@ class Delivery:
         self.blobs = blobs
         self.hub = hub
         self.node_id = node_id
+        # Called after the commit with (raw, envelope sender, submitting account id, delivered
+        # addresses) when a message reached local accounts: the calendar side of iMIP (set by Store).
+        self.after_local_delivery: Callable[[bytes, str, int | None, list[str]], Awaitable[object]] | None = (
+            None
+        )
 
     async def accept(self, envelope: Envelope, raw: bytes) -> AcceptResult:
         """Make `raw` durable and deliver/queue it; returns only after the covering commit."""
         blob_hash = await self.blobs.prepare(raw)
         scheduled = envelope.release_at is not None and envelope.release_at > time.time()
         item = _Accepted(envelope, raw, blob_hash, bool(envelope.local) and not scheduled)
-        return await self.db.write_batched(self._accept_many, item)
+        result = await self.db.write_batched(self._accept_many, item)
+        if result.delivered and self.after_local_delivery is not None:
+            await self._after(raw, envelope.sender, envelope.account_id, result.delivered)
+        return result
+
+    async def _after(self, raw: bytes, sender: str, account_id: int | None, delivered: list[str]) -> None:
+        # Cheap test first: nearly no message is a calendar one, and this runs before "250 OK".
+        if len(raw) > imip.MAX_MESSAGE_BYTES or not imip.MAY_CARRY_CALENDAR.search(raw):
+            return
+        try:
+            await self.after_local_delivery(raw, sender, account_id, delivered)
+        except Exception:  # the message is delivered; a calendar problem never undoes that
+            log.exception("after-delivery hook failed")
 
     def _accept_many(self, tx: Tx, items: list[_Accepted]) -> list[AcceptResult]:
         """Writer thread: a handful of statements for the whole batch, bodies included.

@@ -22,6 +22,7 @@ ROUTE_MODULES = [
     "tidings.web.routes.contacts",
     "tidings.web.routes.calendar",
     "tidings.web.routes.journal",
+    "tidings.web.routes.invitations",
     "tidings.web.routes.soon",
 ]
 

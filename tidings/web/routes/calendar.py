@@ -27,6 +27,7 @@ from tidings.pim.events import REPEATS, Event, cancel_instance, edit_instance, z
 from tidings.store import NotFound, StoreError
 from tidings.store.pim import CALENDAR, Collection, Instance, PreconditionFailed
 from tidings.store.web_sessions import WebSession
+from tidings.web import invitations
 from tidings.web.pim_pages import (
     CHANGED_ELSEWHERE,
     download,
@@ -346,6 +347,7 @@ async def form_page(
         title=event.title or "New event",
         event=event,
         obj=obj,
+        scheduling=invitations.form_scheduling(obj.data if obj else None, session.address),
         calendar=calendar,
         calendars=calendars,
         editable=calendar is None or calendar.writable,
@@ -379,7 +381,11 @@ async def create_event(request: Request, session: WebSession, form: FormData) ->
         calendar = await pim.default_collection(session.account_id, "calendar")
     event = event_from_form(form, reader_zone(request).key)
     try:
-        stored = await pim.put(session.account_id, calendar.id, None, event.to_calendar())
+        text = invitations.with_form_attendees(event.to_calendar(), session.address, form)
+        stored = await pim.put(session.account_id, calendar.id, None, text)
+        await invitations.schedule(
+            tidings(request).store, tidings(request).config, session.account_id, None, text
+        )
     except (InvalidObject, StoreError) as error:
         if isinstance(error, NotFound):
             raise
@@ -418,10 +424,14 @@ async def _save(request, session, form, change) -> Response:
     rid = str(form.get("rid") or "") or None
     event = event_from_form(form, reader_zone(request).key)
     try:
-        text = change(obj.data or "", event, rid)
+        text = invitations.with_form_attendees(change(obj.data or "", event, rid), session.address, form)
         stored = await pim.put(
             session.account_id, calendar.id, obj.href, text, if_match=str(form.get("etag", ""))
         )
+        if not rid:  # the series (or a single event): attendees get its new version
+            await invitations.schedule(
+                tidings(request).store, tidings(request).config, session.account_id, obj.data, text
+            )
     except PreconditionFailed:
         fresh = await pim.object(session.account_id, obj.id)
         return await form_page(
@@ -448,7 +458,7 @@ async def _save(request, session, form, change) -> Response:
 
 @action
 async def save_event(request: Request, session: WebSession, form: FormData) -> Response:
-    """The whole series (or a single event). Sending iTIP updates to attendees would go here."""
+    """The whole series (or a single event); its attendees are sent the new version (iTIP)."""
     return await _save(request, session, form, lambda text, event, rid: event.to_calendar(existing=text))
 
 

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from tidings.mail.sections import decode_section_binary, find_part
 from tidings.store import NotFound
 from tidings.store.web_sessions import WebSession
-from tidings.web import listing, mailview
+from tidings.web import invitations, listing, mailview
 from tidings.web.routes.mail import folder_list
 from tidings.web.sanitise import sanitise
 from tidings.web.session import page, tidings
@@ -59,6 +59,8 @@ async def show_message(request: Request, session: WebSession) -> Response:
     message = mailview.view(raw, summary)
     folders = await folder_list(store, session.account_id)
     conversation = await conversation_of(store, session.account_id, mailbox_id, ref)
+    # An invitation, answer or cancellation it carries (routes/invitations.py answers it).
+    invitation = await invitations.invitation_of(store, session.account_id, raw, summary)
     return render(
         request,
         "mail/message.html",
@@ -74,7 +76,17 @@ async def show_message(request: Request, session: WebSession) -> Response:
         flagged="\\Flagged" in ref.flags,
         back=safe_back(request.query_params.get("back"), mailbox_id),
         conversation=conversation,
+        invitation=invitation,
+        notice=_invitation_notice(request.query_params.get("invitation")),
     )
+
+
+def _invitation_notice(value: str | None) -> str:
+    if not value:
+        return ""
+    if value in ("accepted", "tentative", "declined"):
+        return f"Your answer ({value}) is in your calendar and on its way to the organiser."
+    return f"The invitation was not answered: {value[:200]}"
 
 
 MAX_CONVERSATION = 100
