@@ -198,18 +198,18 @@ def with_form_attendees(text: str, organiser: str, form) -> str:
     return itip.set_attendees(text, organiser, parse_attendees(str(form.get("attendees", ""))))
 
 
-async def schedule(store, config, account_id: int, before: str | None, after: str) -> None:
-    """After the organiser saved an event: the REQUEST (its new version) to everyone invited,
-    a CANCEL to those taken off the list. Nothing for an event without attendees, or for a
-    copy the account does not organise."""
+async def schedule(store, config, account_id: int, before: str | None, after: str | None) -> None:
+    """After the organiser saved (or, `after` None, deleted) an event: the REQUEST of its new
+    version to everyone invited, a CANCEL to those taken off the list (everyone, on deletion).
+    Nothing for an event without attendees, or for a copy the account does not organise."""
     account = await store.accounts.get_user_by_id(account_id)
     mine = {a.lower() for a in await store.accounts.senders_allowed(account)}
-    organiser, people = itip.scheduling_of(after)
+    organiser, people = itip.scheduling_of(after) if after else ("", [])
     old_organiser, old_people = itip.scheduling_of(before) if before else ("", [])
     if (organiser and organiser not in mine) or (old_organiser and old_organiser not in mine):
         return
     removed = [p.address for p in old_people if p.address not in {q.address for q in people}]
-    if removed:
+    if removed and before:
         await send(store, config, account_id, itip.make_cancel(itip.cancelled(before)), removed)
-    if people:
+    if people and after:
         await send(store, config, account_id, itip.make_request(after), [p.address for p in people])

@@ -428,10 +428,10 @@ async def _save(request, session, form, change) -> Response:
         stored = await pim.put(
             session.account_id, calendar.id, obj.href, text, if_match=str(form.get("etag", ""))
         )
-        if not rid:  # the series (or a single event): attendees get its new version
-            await invitations.schedule(
-                tidings(request).store, tidings(request).config, session.account_id, obj.data, text
-            )
+        # Attendees get the new version, whole (an occurrence changed or cancelled included).
+        await invitations.schedule(
+            tidings(request).store, tidings(request).config, session.account_id, obj.data, text
+        )
     except PreconditionFailed:
         fresh = await pim.object(session.account_id, obj.id)
         return await form_page(
@@ -487,6 +487,10 @@ async def delete_event(request: Request, session: WebSession, form: FormData) ->
     pim = tidings(request).store.pim
     obj, _ = await _event_object(request, session)
     await pim.delete_object(session.account_id, obj.id)
+    # The organiser deleting an event with attendees cancels it for them (iTIP CANCEL).
+    await invitations.schedule(
+        tidings(request).store, tidings(request).config, session.account_id, obj.data, None
+    )
     return RedirectResponse("/calendar?notice=deleted", status_code=303)
 
 
