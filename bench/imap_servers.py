@@ -121,10 +121,22 @@ def process_name(pid: int) -> str:
 class _Server(ManagedServer):
     name = "?"
 
-    def __init__(self, users: dict[str, str], *, keep: bool = False, tmp: str | None = None) -> None:
+    def __init__(
+        self,
+        users: dict[str, str],
+        *,
+        keep: bool = False,
+        tmp: str | None = None,
+        directory: str | None = None,
+    ) -> None:
         self.users = users  # login name -> password
-        self.keep = keep
-        self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{self.name.lower()}-", dir=tmp))
+        # A directory given is the caller's (filled once, used by several runs): always kept.
+        self.keep = keep or directory is not None
+        if directory is not None:
+            self.dir = Path(directory)
+            self.dir.mkdir(parents=True, exist_ok=True)
+        else:
+            self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{self.name.lower()}-", dir=tmp))
         # Dovecot's unprivileged helpers must be able to traverse the directory.
         self.dir.chmod(0o755)
         self.port = free_port()
@@ -275,7 +287,11 @@ class TidingsServer(_Server):
             lines = result.stderr.strip().splitlines()
             raise RuntimeError(f"tidings {' '.join(args[:3])} failed: {lines[-1] if lines else '?'}")
 
-    def start(self) -> None:
+    # More [listen] lines for the config (bench/web.py adds the web client's http listener).
+    extra_listen = ""
+
+    def write_config(self) -> None:
+        """The config, with this run's ports (a kept directory keeps its data, not its ports)."""
         workers = f"workers = {self.workers}\n" if self.workers is not None else ""
         self.config.write_text(
             f"""data_dir = "{self.dir}/data"
@@ -285,7 +301,7 @@ allow_root = true
 {workers}
 [listen]
 imap = ["{HOST}:{self.port}"]
-
+{self.extra_listen}
 [auth]
 allow_plaintext = true
 # The benchmark logs in thousands of times from one address.
@@ -298,9 +314,17 @@ connections_per_ip = 1000000
 unauthenticated = 1000000
 """
         )
+
+    def add_users(self) -> None:
+        """The domain and the users (before `start`, or by it when the store is new)."""
         self._cli("domain", "add", DOMAIN)
         for user, password in self.users.items():
             self._cli("user", "add", self.login_name(user), "--password-stdin", stdin=password + "\n")
+
+    def start(self) -> None:
+        self.write_config()
+        if not (self.dir / "data" / "tidings.db").exists():
+            self.add_users()
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 [self.python, "-m", "tidings.cli", "--config", str(self.config), "serve"],

@@ -1,6 +1,6 @@
 """Fill a Tidings INBOX with N messages before a benchmark, as if they had come in over SMTP long ago.
 
-    python bench/smtp_prefill.py CONFIG ADDRESS COUNT SIZE
+    python bench/smtp_prefill.py CONFIG ADDRESS[,ADDRESS...] COUNT SIZE
 
 Run while the server is stopped (SQLite has one writer). Every message goes through
 `store.delivery.accept`, the call the SMTP session makes after DATA, so bodies, `messages` and
@@ -9,17 +9,20 @@ bytes carry the Received field the MX adds. Only the SMTP conversation is skippe
 in flight at once, so the group commit writes large batches. Then the indexer's own steps
 (`index_pending`, `threads.assign_pending`) run to the end, because a mailbox that received its
 mail over time would have been indexed meanwhile: the measured window should see the indexer work on
-the new mail only. Progress goes to stdout, one line per step.
+the new mail only; the full-text index (store/search.py) is filled for the same reason. With
+several addresses, message N goes to the (N mod count)th. Progress goes to stdout, one line per step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
 from tidings.config import load_config  # noqa: E402
 from tidings.smtp import headers as hdr  # noqa: E402
@@ -81,13 +84,14 @@ def message(number: int, size: int, address: str, hostname: str) -> bytes:
     return received + text + "".join(lines).encode()
 
 
-async def fill(config_path: Path, address: str, count: int, size: int) -> None:
+async def fill(config_path: Path, addresses: list[str], count: int, size: int) -> None:
     config = load_config(config_path)
     store = Store.open(config)
     try:
         started = time.monotonic()
         pending: set[asyncio.Task] = set()
         for number in range(count):
+            address = addresses[number % len(addresses)]
             raw = message(number, size, address, config.hostname)
             envelope = Envelope(sender=SENDERS[number % len(SENDERS)], local=[address])
             pending.add(asyncio.ensure_future(store.delivery.accept(envelope, raw)))
@@ -108,14 +112,39 @@ async def fill(config_path: Path, address: str, count: int, size: int) -> None:
                 print(f"prefill: {indexed} indexed", flush=True)
         while await store.threads.assign_pending(1000) > 0:
             pass
+        searchable = 0
+        while (done := await store.search.index_pending(1000)) > 0:
+            searchable += done
+            if searchable % REPORT_EVERY < 1000:
+                print(f"prefill: {searchable} in the full-text index", flush=True)
         print(f"prefill: done in {time.monotonic() - started:.0f} s", flush=True)
     finally:
         store.close()
 
 
+def run(config: Path, addresses: list[str], count: int, size: int, progress, env: dict) -> float:
+    """This script in a child process (the bench's own process stays free of the store), its
+    lines passed to `progress`; returns the seconds it took. For bench/smtp.py and bench/web.py."""
+    started = time.monotonic()
+    command = [sys.executable, str(Path(__file__)), str(config), ",".join(addresses), str(count), str(size)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    try:
+        for line in proc.stdout:
+            progress(line.rstrip())
+        proc.wait()
+    finally:
+        if proc.poll() is None:  # interrupted: do not wait for the whole fill
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"prefill failed with status {proc.returncode}")
+    return time.monotonic() - started
+
+
 def main() -> int:
     config, address, count, size = sys.argv[1:5]
-    asyncio.run(fill(Path(config), address, int(count), int(size)))
+    asyncio.run(fill(Path(config), address.split(","), int(count), int(size)))
     return 0
 
 

@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import smtp_prefill
 from managed import HOST, ManagedServer, free_port, pid_alive
 
 REPO = Path(__file__).resolve().parent.parent
@@ -327,22 +328,7 @@ unauthenticated = 10000
         the seconds it took. How: see bench/smtp_prefill.py."""
         if not self.config.exists():
             self.write_config()
-        started = time.monotonic()
-        command = [sys.executable, str(Path(__file__).with_name("smtp_prefill.py"))]
-        command += [str(self.config), RECIPIENT, str(count), str(size)]
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO, env=self.env)
-        try:
-            for line in proc.stdout:
-                progress(line.rstrip())
-            proc.wait()
-        finally:
-            if proc.poll() is None:  # interrupted: do not wait for the whole fill
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-        if proc.returncode != 0:
-            raise RuntimeError(f"prefill failed with status {proc.returncode}")
-        return time.monotonic() - started
+        return smtp_prefill.run(self.config, [RECIPIENT], count, size, progress, self.env)
 
     def compact_in_background(self) -> subprocess.Popen:
         """`tidings compact` against the running server's store: the periodic maintenance job."""

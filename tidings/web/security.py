@@ -7,6 +7,8 @@ sets its own policy keeps it (the sandboxed message body, tidings/web/routes/mai
 
 from __future__ import annotations
 
+import time
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = (
@@ -29,7 +31,11 @@ NO_STORE = (b"cache-control", b"no-store")
 class SecurityHeaders:
     """ASGI middleware: adds DEFAULT_HEADERS (each unless the response set it) and `no-store` for
     everything but static files. (No HSTS yet: with the self-signed certificate a browser could
-    then never be told to go on.)"""
+    then never be told to go on.)
+
+    Also `Server-Timing: app;dur=<ms>`: the time from the request reaching the app to its
+    response starting, which the browser's developer tools show and bench/web.py reads to tell
+    the server's share of a page's latency from the network's and the client's."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -39,6 +45,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         static = scope.get("path", "").startswith("/static/")
+        started = time.perf_counter()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -47,6 +54,8 @@ class SecurityHeaders:
                 extra = [h for h in DEFAULT_HEADERS if h[0] not in present]
                 if not static and b"cache-control" not in present:
                     extra.append(NO_STORE)
+                elapsed = (time.perf_counter() - started) * 1000
+                extra.append((b"server-timing", b"app;dur=%.1f" % elapsed))
                 message = {**message, "headers": headers + extra}
             await send(message)
 
