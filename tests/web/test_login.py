@@ -23,6 +23,15 @@ def test_the_login_page_carries_a_strict_content_security_policy(web):
     assert "<script>" not in reply.text and " onclick=" not in reply.text and " style=" not in reply.text
 
 
+def test_every_response_says_how_long_the_server_took(web):
+    """Server-Timing (what bench/web.py reads, and the browser's developer tools show)."""
+    client = web.client()
+    for path in ("/login", "/mail", "/static/tidings.css", "/no/such/page"):
+        timing = client.get(path).header("Server-Timing") or ""
+        assert timing.startswith("app;dur="), (path, timing)
+        assert float(timing.removeprefix("app;dur=")) >= 0
+
+
 def test_logging_in_sets_an_httponly_samesite_session_cookie_and_opens_the_inbox(web):
     client = web.client()
     page = client.get("/login")

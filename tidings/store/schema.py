@@ -219,6 +219,17 @@ mailbox_messages = Table(
     Index("ix_mailbox_messages_message", "message_id"),
     # Date order within a mailbox: a search's page is a short walk along it (store/search.py).
     Index("ix_mailbox_messages_date", "mailbox_id", "internal_date", "id"),
+    # The web client's message list sorted by size: a page is a walk along it (store/mail_views.py).
+    Index("ix_mailbox_messages_size", "mailbox_id", "size", "uid"),
+    # The unseen entries of each mailbox, so an unread count reads only them. `\Seen` cannot be
+    # part of any other flag (keywords have no backslash), so "not in the text" is "not seen".
+    # Queries must repeat the condition word for word (UNSEEN in mail_views.py) to use it.
+    Index(
+        "ix_mailbox_messages_unseen",
+        "mailbox_id",
+        sqlite_where=text("instr(flags, '\\Seen') = 0"),
+        postgresql_where=text("strpos(flags, '\\Seen') = 0"),
+    ),
     sqlite_autoincrement=True,
 )
 

@@ -2,8 +2,7 @@
 and one page of a mailbox's messages, sorted.
 
 Reads through the store with the acting account only; turns store values into rows for the
-templates. Sorting by date or size uses the mailbox's message list alone (the store keeps it as a
-snapshot); by sender or subject it asks the store for the sort keys of the whole mailbox.
+templates. The store sorts and pages (store/mail_views.py): a page of a big mailbox reads its rows.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tidings.mail.message import MessageSummary
-from tidings.store.mailboxes import Mailbox, MailboxStatus, MessageRef
+from tidings.store.mailboxes import Mailbox, MessageRef
 
 PAGE_SIZE = 50
 SORTS = ("date", "from", "subject", "size")
@@ -47,14 +46,13 @@ def folder_order(box: Mailbox) -> tuple:
     return (2, 0, top.lower(), box.name.lower())
 
 
-def folders(boxes: list[tuple[Mailbox, MailboxStatus]]) -> list[Folder]:
+def folders(boxes: list[tuple[Mailbox, int, int]]) -> list[Folder]:
+    """(mailbox, messages, unseen) triples as the folder list shows them, in display order."""
     out = []
-    for box, status in sorted(boxes, key=lambda pair: folder_order(pair[0])):
+    for box, messages, unseen in sorted(boxes, key=lambda entry: folder_order(entry[0])):
         parts = box.name.split("/")
         label = SPECIAL_LABELS.get(box.name, parts[-1])
-        out.append(
-            Folder(box.id, box.name, label, len(parts) - 1, box.special_use, status.messages, status.unseen)
-        )
+        out.append(Folder(box.id, box.name, label, len(parts) - 1, box.special_use, messages, unseen))
     return out
 
 

@@ -15,7 +15,6 @@ from starlette.routing import Route
 
 from tidings.store import NotFound, StoreError
 from tidings.store.cache import LruCache
-from tidings.store.mailboxes import MailboxStatus
 from tidings.store.web_sessions import WebSession
 from tidings.web import listing
 from tidings.web.session import action, page, safe_next, tidings
@@ -25,22 +24,24 @@ MAX_SELECTED = 5000
 COUNTS_CACHED = 10_000
 
 
-# A mailbox's counts by its object id (random per mailbox, never reused): (HIGHESTMODSEQ, status).
-# Every change to a mailbox's messages raises its HIGHESTMODSEQ, so counts read at the same value
-# are still right: the folder list on every page costs one query instead of a count per folder.
-_counts: LruCache[str, tuple[int, MailboxStatus]] = LruCache(COUNTS_CACHED)
+# A mailbox's counts by its object id (random per mailbox, never reused): (HIGHESTMODSEQ,
+# (messages, unseen)). Every change to a mailbox's messages raises its HIGHESTMODSEQ, so counts
+# read at the same value are still right: the folder list on every page costs one query when
+# nothing changed, and two index-only counts for all the account's folders when something did.
+_counts: LruCache[str, tuple[int, tuple[int, int]]] = LruCache(COUNTS_CACHED)
 
 
 async def folder_list(store, account_id: int) -> list[listing.Folder]:
-    pairs = []
-    for box in await store.mailboxes.list(account_id):
-        cached = _counts.get(box.object_id)
-        if cached is None or cached[0] != box.highestmodseq:
-            status = await store.mailboxes.status(account_id, box.id)
-            cached = (status.highestmodseq, status)
-            _counts.put(box.object_id, cached)
-        pairs.append((box, cached[1]))
-    return listing.folders(pairs)
+    boxes = await store.mailboxes.list(account_id)
+    cached = [_counts.get(box.object_id) for box in boxes]
+    if any(entry is None or entry[0] != box.highestmodseq for box, entry in zip(boxes, cached, strict=True)):
+        # Read after the list: counts as new as the HIGHESTMODSEQ they are kept under, or newer
+        # (then that value has gone up meanwhile, and the next page reads them again).
+        counts = await store.mail_views.counts(account_id)
+        for box in boxes:
+            _counts.put(box.object_id, (box.highestmodseq, counts.get(box.id, (0, 0))))
+        cached = [_counts.get(box.object_id) for box in boxes]
+    return listing.folders([(box, *entry[1]) for box, entry in zip(boxes, cached, strict=True)])
 
 
 def int_param(value, default: int = 0) -> int:
