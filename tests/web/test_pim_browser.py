@@ -406,7 +406,11 @@ def test_sharing_a_calendar_and_an_address_book_until_it_is_revoked(web, page_fo
     )
     assert reply.status == 303  # read-write
     assert [o.title for o in web.call(pim.objects(alice, book.id))] == ["From Bob"]
-    # The owner sees the shared collections in the other's lists; then revokes.
+    mine = page_for("alice@example.test")
+    mine.goto(f"/contacts/book/{book.id}")
+    assert "everyone at example.test" in mine.locator(".shares").inner_text()
+    screenshot(mine, "contacts-sharing")
+    # The other sees the shared collections in the lists, with the owner's name; then it is revoked.
     page = page_for("bob@example.test")
     page.goto("/calendar?view=agenda&date=2027-03-01")
     assert "alice" in page.locator(".pim-nav").inner_text()
