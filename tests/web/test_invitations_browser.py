@@ -90,6 +90,9 @@ def test_alice_invites_bob_to_a_repeating_event_and_sees_him_accept(web, page_fo
     alice.goto(f"/calendar/event/{event.id}")
     assert "bob@example.test: accepted" in alice.locator(".attendee-summary").inner_text()
     assert alice.locator("textarea[name=attendees]").input_value().strip() == BOB
+    assert "busy 10:00–11:00, 14:00–15:30" in alice.locator(f".busy-row[data-address='{BOB}']").inner_text()
+    alice.locator(".freebusy").scroll_into_view_if_needed()
+    screenshot(alice, "invitation-event-form")
 
     # Phone width: the invitation and the attendee page fit.
     phone_bob = page_for(BOB, viewport=PHONE)

@@ -17,7 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from tidings.mail.message import MessageSummary
 from tidings.mail.sections import decode_section_binary
-from tidings.pim import imip, itip
+from tidings.pim import InvalidObject, imip, itip
+from tidings.pim.events import zone
 from tidings.smtp.policy import PolicyRefusal  # TEMPORARY until compose lands
 from tidings.store import StoreError
 from tidings.store.scheduling import from_address
@@ -185,6 +186,20 @@ def form_scheduling(text: str | None, address: str) -> FormScheduling:
     except Exception:
         return FormScheduling("", [], True)
     return FormScheduling(organiser, people, not organiser or organiser == address.lower())
+
+
+async def form_busy(store, account_id: int, scheduling: FormScheduling, event) -> tuple:
+    """(bars, day) of the free/busy the event form shows: the attendees' for the event's day."""
+    if not scheduling.attendees or not scheduling.is_organiser:
+        return [], None
+    day = event.start.date() if isinstance(event.start, datetime) else event.start
+    try:
+        day_start = datetime.combine(day, datetime.min.time()).replace(tzinfo=zone(event.timezone))
+    except InvalidObject:
+        return [], None
+    addresses = [a.address for a in scheduling.attendees]
+    busy = await store.scheduling.busy(account_id, addresses, day_start, day_start + timedelta(days=1))
+    return day_bars(busy, day_start), day
 
 
 def with_form_attendees(text: str, organiser: str, form) -> str:

@@ -339,6 +339,7 @@ async def form_page(
         c for c in await event_calendars(request, session) if c.writable or (calendar and c.id == calendar.id)
     ]
     tz = reader_zone(request)
+    scheduling = invitations.form_scheduling(obj.data if obj else None, session.address)
     return render(
         request,
         "calendar/event.html",
@@ -347,7 +348,8 @@ async def form_page(
         title=event.title or "New event",
         event=event,
         obj=obj,
-        scheduling=invitations.form_scheduling(obj.data if obj else None, session.address),
+        scheduling=scheduling,
+        busy=await invitations.form_busy(tidings(request).store, session.account_id, scheduling, event),
         calendar=calendar,
         calendars=calendars,
         editable=calendar is None or calendar.writable,
