@@ -130,3 +130,21 @@ def test_a_disabled_account_is_logged_out_of_the_web_client(web):
     assert client.get("/mail/folders").status == 200
     web.call(web.store.accounts.set_disabled("alice@example.test", True))
     assert client.get("/mail/folders").status == 303
+
+
+def test_with_a_configured_certificate_http_redirects_to_https(make_server, tmp_path):
+    from tests.support.running import ALL_LISTENERS
+    from tests.web.client import WebClient
+    from tidings.net.tls import make_self_signed
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_self_signed(cert, key, "mail.example.test")  # stands in for a real one: it is configured
+    running = make_server("tls", listeners=(*ALL_LISTENERS, "http", "https"), tls_cert=cert, tls_key=key)
+    plain = WebClient("127.0.0.1", running.ports["http"])
+    reply = plain.get("/mail/3?sort=subject", headers={"Host": "mail.example.test"})
+    assert reply.status == 308
+    https_port = running.ports["https"]
+    assert reply.header("Location") == f"https://mail.example.test:{https_port}/mail/3?sort=subject"
+    assert plain.post("/login", {"username": "a", "password": "b"}).status == 308
+    secure = WebClient("127.0.0.1", running.ports["https"], tls=True)
+    assert secure.get("/login").status == 200

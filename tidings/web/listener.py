@@ -1,5 +1,6 @@
 """Web listeners: "http" (port 80, unprivileged 8080) and "https" (443 / 8443, the server's TLS
-context, SNI and certificate renewal included).
+context, SNI and certificate renewal included). Once a certificate is configured ([tls]) and
+"https" runs, "http" only redirects to it (tidings/web/redirect.py).
 
 `start(app, name, host, port, sock)` is what tidings.server calls for each configured address,
 as for every protocol. uvicorn serves HTTP/1.1 and WebSocket on the socket the supervisor bound for
@@ -20,6 +21,7 @@ import uvicorn
 
 from tidings.net.listener import bind
 from tidings.web.app import build
+from tidings.web.redirect import HttpsRedirect, redirects_to_https
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +76,15 @@ async def start(app, name: str, host: str, port: int, sock: socket.socket | None
     sockets = [sock] if sock is not None else bind(host, port)
     for each in sockets:
         each.listen(1024)
+    if name == "http" and redirects_to_https(app.config):
+        configured = app.config.listen["https"][0][1]
+        served = HttpsRedirect(
+            lambda: (app.listening.get("https") or [("", configured)])[0][1], app.config.hostname
+        )
+    else:
+        served = build(app)
     config = uvicorn.Config(
-        build(app),
+        served,
         lifespan="off",
         http="h11",
         ws="websockets-sansio",
