@@ -297,3 +297,32 @@ def test_conversations_group_a_message_and_its_replies(web, page_for):
         "Re: Plans for Friday",
     ]
     assert page.problems == []
+
+
+def test_inline_cid_images_show_inside_the_html_body(web, page_for, tracker):
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"] = "newsletter@elsewhere.test"
+    message["To"] = "alice@example.test"
+    message["Subject"] = "With a logo"
+    message.set_content("Logo version.")
+    message.add_alternative(
+        f'<p>Our logo: <img src="cid:logo@elsewhere.test" alt="logo" width="20" height="20"></p>'
+        f'<p><img src="{tracker.url("/remote.gif")}" alt="remote"></p>',
+        subtype="html",
+    )
+    message.get_payload()[1].add_related(PIXEL, "image", "gif", cid="<logo@elsewhere.test>")
+    web.deliver("alice@example.test", message=message)
+    page = page_for("alice@example.test")
+    page.click("text=With a logo")
+    page.frame_locator("iframe.html-body").locator("img[alt=logo]").wait_for()
+    body = next(frame for frame in page.frames if frame.url.endswith("/body"))
+    body.wait_for_function("document.querySelector('img[alt=logo]').complete")
+    assert body.evaluate("document.querySelector('img[alt=logo]').naturalWidth") == 1
+    assert body.evaluate("document.querySelector('img[alt=remote]').getAttribute('src')") == (
+        "/static/remote-image.svg"
+    )
+    assert tracker.hits == []
+    # The inline image is part of the body, not listed as an attachment.
+    assert page.locator(".attachment").count() == 0

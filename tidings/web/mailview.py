@@ -13,7 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from tidings.mail.headers import decode_charset, parse_header_block
+from tidings.mail.headers import decode_charset, parse_content_type, parse_header_block
 from tidings.mail.message import MessageSummary, PartInfo
 from tidings.mail.sections import decode_transfer_encoding
 
@@ -54,11 +54,6 @@ def _leaves(summary: MessageSummary) -> list[PartInfo]:
     return [p for p in summary.parts.values() if not p.is_multipart and p.message_body_start is None]
 
 
-def _parent(summary: MessageSummary, section: str) -> PartInfo | None:
-    parent = section.rpartition(".")[0]
-    return summary.parts.get(parent) if parent else None
-
-
 def _is_attachment(part: PartInfo) -> bool:
     return part.disposition == "attachment" or (bool(part.filename) and part.disposition != "inline")
 
@@ -74,7 +69,12 @@ def _inside_attached_message(summary: MessageSummary, part: PartInfo) -> bool:
     return False
 
 
-def choose_body(summary: MessageSummary) -> tuple[PartInfo | None, PartInfo | None]:
+def root_type(raw: bytes, summary: MessageSummary) -> str:
+    parsed = parse_content_type(parse_header_block(raw, 0, summary.header_size).text(raw, "Content-Type"))
+    return f"{parsed[0]}/{parsed[1]}".lower() if parsed else "text/plain"
+
+
+def choose_body(summary: MessageSummary, root: str = "") -> tuple[PartInfo | None, PartInfo | None]:
     """(text part, html part) to show; at most one of them is used for display."""
     text = html = None
     for part in _leaves(summary):
@@ -84,16 +84,35 @@ def choose_body(summary: MessageSummary) -> tuple[PartInfo | None, PartInfo | No
             html = part
         elif part.content_type == "text/plain" and text is None:
             text = part
-    if html is not None and text is not None:
-        # Both outside one multipart/alternative (text then an HTML attachment-like part): the
-        # first one is the body.
-        parent_html, parent_text = _parent(summary, html.section), _parent(summary, text.section)
-        same_alternative = parent_html is parent_text or (
-            parent_html is not None and parent_html.content_type == "multipart/alternative"
-        )
-        if not same_alternative and text.header_start < html.header_start:
-            html = None
+    # Not two versions of one body (text, then an HTML part beside it): the first is the body.
+    if (
+        html is not None
+        and text is not None
+        and not _alternatives(summary, text, html, root)
+        and text.header_start < html.header_start
+    ):
+        html = None
     return text, html
+
+
+def _ancestors(summary: MessageSummary, part: PartInfo) -> list[PartInfo]:
+    out = []
+    section = part.section
+    while "." in section:
+        section = section.rpartition(".")[0]
+        if section in summary.parts:
+            out.append(summary.parts[section])
+    return out
+
+
+def _alternatives(summary: MessageSummary, one: PartInfo, other: PartInfo, root_type: str) -> bool:
+    """Whether the two parts are versions of one body: their nearest common multipart is a
+    multipart/alternative (the HTML one perhaps inside a multipart/related with its images). The
+    message's own multipart has no section: `root_type` is its type."""
+    shared = [p for p in _ancestors(summary, one) if p in _ancestors(summary, other)]
+    if shared:
+        return shared[0].content_type == "multipart/alternative"
+    return root_type == "multipart/alternative"  # the message itself holds both
 
 
 def decode_part(raw: bytes, part: PartInfo, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -115,7 +134,7 @@ def content_id(raw: bytes, part: PartInfo) -> str | None:
 
 
 def view(raw: bytes, summary: MessageSummary) -> MessageView:
-    text, html = choose_body(summary)
+    text, html = choose_body(summary, root_type(raw, summary))
     shown = html or text
     content_ids: dict[str, str] = {}
     attachments = []

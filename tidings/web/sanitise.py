@@ -9,11 +9,12 @@ Content-Security-Policy, tidings/web/routes/message.py, are the second line):
   that take a URL (background, list-style-image, ...) are not kept at all;
 - reach the web client: links open in a new browsing context with no opener and no referrer.
 
-`cid:` images (parts of the same message) become URLs of our own part route.
+`cid:` images (parts of the same message) become what `inline_url` makes of them (data: URLs).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import nh3
@@ -86,6 +87,16 @@ def is_remote(url: str) -> bool:
     return url.startswith(("http:", "https:", "//"))
 
 
+_UNSAFE_STYLE_VALUE = re.compile(r"url\s*\(|expression\s*\(|\\|@|javascript:|image-set|-moz-binding", re.I)
+
+
+def safe_style(value: str) -> str | None:
+    """Declarations whose value could fetch or run anything are dropped (whatever the property:
+    escapes and old IE's expression() hide inside allowed ones)."""
+    kept = [d.strip() for d in value.split(";") if d.strip() and not _UNSAFE_STYLE_VALUE.search(d)]
+    return "; ".join(kept) or None
+
+
 def sanitise(
     html: str, *, images: bool = False, inline_url: Callable[[str], str | None] | None = None
 ) -> tuple[str, int]:
@@ -105,6 +116,8 @@ def sanitise(
             return None  # data:, relative or anything else: dropped
         if attribute == "href" and tag == "a" and value.strip().lower().startswith("cid:"):
             return None
+        if attribute == "style":
+            return safe_style(value)
         return value
 
     clean = nh3.clean(

@@ -12,6 +12,7 @@ forbids scripts.
 
 from __future__ import annotations
 
+import base64
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -34,6 +35,7 @@ BODY_POLICY = (
 )
 PART_POLICY = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
 BODY_DOCUMENT = environment.get_template("mail/body.html")
+INLINE_IMAGES_BYTES = 8 * 1024 * 1024  # cid: images embedded in one body, at most
 
 
 async def load(request: Request, session: WebSession):
@@ -125,11 +127,18 @@ async def message_body(request: Request, session: WebSession) -> Response:
         raise NotFound("no HTML body")
     part = find_part(summary, message.html_section)
     images = request.query_params.get("images") == "1"
-    base = f"/mail/{request.path_params['mailbox_id']}/{ref.uid}/part/"
+    budget = [INLINE_IMAGES_BYTES]
 
     def inline_url(cid: str) -> str | None:
+        """A `cid:` image of this message, as a data: URL. Not a URL of ours: the sandboxed frame
+        has an origin of its own, so the browser would not send the session cookie with it."""
         section = message.content_ids.get(cid.strip("<>"))
-        return f"{base}{section}?inline=1" if section else None
+        part = find_part(summary, section) if section else None
+        if part is None or part.content_type not in mailview.IMAGE_PREVIEW or part.size > budget[0]:
+            return None
+        data = mailview.decode_part(raw, part)
+        budget[0] -= len(data)
+        return f"data:{part.content_type};base64,{base64.b64encode(data).decode('ascii')}"
 
     html, remote = sanitise(mailview.part_text(raw, part), images=images, inline_url=inline_url)
     document = BODY_DOCUMENT.render(body=html)
