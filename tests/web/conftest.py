@@ -150,3 +150,12 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}-{size}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def go(page, target) -> None:
+    """Click `target` (a selector or a locator) that loads another page (a link, a form's button),
+    and wait until that page has loaded: what the test reads next is the new page, not the old
+    one or half of the new."""
+    locator = page.locator(target) if isinstance(target, str) else target
+    with page.expect_navigation(wait_until="load"):
+        locator.first.click()

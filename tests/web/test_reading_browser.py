@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.web.conftest import PHONE, screenshot
+from tests.web.conftest import PHONE, go, screenshot
 
 PIXEL = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
@@ -84,7 +84,7 @@ def test_an_html_message_runs_nothing_and_loads_nothing_until_images_are_allowed
     page = page_for("alice@example.test")
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.click("text=Figures")
+    go(page, "text=Figures")
     page.wait_for_selector("iframe.html-body")
     frame = page.frame_locator("iframe.html-body")
     frame.locator("text=Dear reader, the numbers are in.").wait_for()
@@ -99,7 +99,7 @@ def test_an_html_message_runs_nothing_and_loads_nothing_until_images_are_allowed
     assert frame.locator("style").count() == 1  # ours, in the frame's head
     screenshot(page, "mail-html-blocked")
 
-    page.click("a.show-images")
+    go(page, "a.show-images")
     page.wait_for_selector("iframe.html-body")
     page.frame_locator("iframe.html-body").locator("text=Total").wait_for()
     page.wait_for_load_state("networkidle")
@@ -123,7 +123,7 @@ def test_open_a_message_with_its_header_fields_and_attachments(web, page_for):
         ],
     )
     page = page_for("alice@example.test")
-    page.click("text=Holiday pictures")
+    go(page, "text=Holiday pictures")
     article = page.locator("article.message")
     assert article.locator("h1.subject").inner_text() == "Holiday pictures"
     assert "carol@elsewhere.test" in article.locator("dd.from").inner_text()
@@ -142,7 +142,7 @@ def test_open_a_message_with_its_header_fields_and_attachments(web, page_for):
         assert saved.read() == b"packing list"
     screenshot(page, "mail-message")
     phone = page_for("alice@example.test", PHONE)
-    phone.click("text=Holiday pictures")
+    go(phone, "text=Holiday pictures")
     phone.wait_for_selector("article.message")
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     screenshot(phone, "mail-message")
@@ -155,58 +155,60 @@ def test_mark_flag_move_and_delete(web, page_for):
     page = page_for("alice@example.test")
     row = page.locator(".msg", has_text="Beta")
     row.locator("input[type=checkbox]").check()
-    page.click("button[value=flag]")
+    go(page, "button[value=flag]")
     assert "flagged" in page.locator(".msg", has_text="Beta").get_attribute("class")
     page.locator(".msg", has_text="Gamma").locator("input[type=checkbox]").check()
-    page.click("button[value=read]")
+    go(page, "button[value=read]")
     assert "unread" not in page.locator(".msg", has_text="Gamma").get_attribute("class")
     assert page.locator("#folders [aria-current=page] .count").inner_text() == "2"
 
     # Reading marks read; "Mark unread" undoes it.
-    page.click("text=Alpha")
-    page.click("button[value=unread]")
+    go(page, "text=Alpha")
+    go(page, "button[value=unread]")
     assert "unread" in page.locator(".msg", has_text="Alpha").get_attribute("class")
 
     # Move Beta to Archive, delete Gamma (to Trash), then delete it from Trash for good.
     page.locator(".msg", has_text="Beta").locator("input[type=checkbox]").check()
     page.select_option("#message-list select[name=target]", label="Archive")
-    page.click("#message-list button[value=move]")
+    go(page, "#message-list button[value=move]")
     page.locator(".msg", has_text="Gamma").locator("input[type=checkbox]").check()
-    page.click("#message-list button[value=delete]")
+    go(page, "#message-list button[value=delete]")
     assert page.locator(".msg .subject").all_inner_texts() == ["Alpha"]
-    page.click("#folders >> text=Archive")
+    go(page, "#folders >> text=Archive")
     assert page.locator(".msg .subject").all_inner_texts() == ["★Beta"]
-    page.click("#folders >> text=Trash")
+    go(page, "#folders >> text=Trash")
     assert page.locator(".msg .subject").all_inner_texts() == ["Gamma"]
     page.locator(".msg", has_text="Gamma").locator("input[type=checkbox]").check()
-    page.click("#message-list button[value=delete]")
+    go(page, "#message-list button[value=delete]")
     assert page.locator(".msg").count() == 0 and page.locator(".messages .empty").is_visible()
     assert page.problems == []
 
 
 def test_create_rename_and_delete_folders(web, page_for):
     page = page_for("alice@example.test")
-    page.click("text=Manage folders")
+    go(page, "text=Manage folders")
     page.fill("form[action='/mail/folders'] input[name=name]", "Projects")
-    page.click("form[action='/mail/folders'] button")
+    go(page, "form[action='/mail/folders'] button")
     page.fill("form[action='/mail/folders'] input[name=name]", "Garden")
     page.select_option("form[action='/mail/folders'] select[name=parent]", label="Projects")
-    page.click("form[action='/mail/folders'] button")
+    go(page, "form[action='/mail/folders'] button")
     assert page.locator("#folders").get_by_text("Garden", exact=True).is_visible()
     item = page.locator(".folder-admin li", has=page.locator(".name", has_text="Projects/Garden"))
     item.locator("input[name=name]").fill("Projects/Allotment")
-    item.locator("button", has_text="Rename").click()
+    go(page, item.locator("button", has_text="Rename"))
     assert page.locator(".folder-admin .name", has_text="Projects/Allotment").is_visible()
     screenshot(page, "mail-folders")
     page.on("dialog", lambda dialog: dialog.accept())
-    page.locator(".folder-admin li", has=page.locator(".name", has_text="Projects/Allotment")).locator(
-        "button", has_text="Delete"
-    ).click()
-    page.wait_for_load_state()
+    go(
+        page,
+        page.locator(".folder-admin li", has=page.locator(".name", has_text="Projects/Allotment")).locator(
+            "button", has_text="Delete"
+        ),
+    )
     assert page.locator(".folder-admin .name", has_text="Allotment").count() == 0
     # An impossible name is explained, not a crash.
     page.fill("form[action='/mail/folders'] input[name=name]", "bad*name")
-    page.click("form[action='/mail/folders'] button")
+    go(page, "form[action='/mail/folders'] button")
     assert "wildcard" in page.locator(".error").inner_text()
     assert page.problems == []
 
@@ -231,17 +233,17 @@ def test_archive_junk_and_drag_a_message_onto_a_folder(web, page_for):
         web.deliver("alice@example.test", subject=subject)
     page = page_for("alice@example.test")
     page.locator(".msg", has_text="Keep me").locator("input[type=checkbox]").check()
-    page.click("#message-list button[value=archive]")
+    go(page, "#message-list button[value=archive]")
     page.locator(".msg", has_text="Spam offer").locator("input[type=checkbox]").check()
-    page.click("#message-list button[value=junk]")
+    go(page, "#message-list button[value=junk]")
     assert sorted(page.locator(".msg .subject").all_inner_texts()) == ["Drag me", "Drag me too"]
     page.wait_for_function("document.body.dataset.live === 'open'")
     page.drag_and_drop(".msg:has-text('Drag me too') .open", "#folders a:has-text('Junk')")
     page.locator(".msg", has_text="Drag me too").wait_for(state="detached")
     assert page.locator(".msg .subject").all_inner_texts() == ["Drag me"]
-    page.click("#folders >> text=Junk")
+    go(page, "#folders >> text=Junk")
     assert sorted(page.locator(".msg .subject").all_inner_texts()) == ["Drag me too", "Spam offer"]
-    page.click("#folders >> text=Archive")
+    go(page, "#folders >> text=Archive")
     assert page.locator(".msg .subject").all_inner_texts() == ["Keep me"]
     assert page.problems == []
 
@@ -272,26 +274,26 @@ def test_conversations_group_a_message_and_its_replies(web, page_for):
     _, refs = web.call(web.store.mailboxes.messages(account.id, inbox))
     web.call(web.store.threads.thread_ids(account.id, refs))  # what the background indexer does
     page = page_for("alice@example.test")
-    page.click("a.view-toggle")
+    go(page, "a.view-toggle")
     rows = page.locator(".msg")
     assert rows.count() == 2
     assert rows.nth(0).locator(".thread-size").inner_text() == "2"
     assert rows.nth(0).locator(".subject").inner_text().endswith("Re: Plans for Friday")
     assert rows.nth(1).locator(".thread-size").count() == 0
     screenshot(page, "mail-conversations")
-    rows.nth(0).locator(".open").click()
+    go(page, rows.nth(0).locator(".open"))
     items = page.locator(".conversation li")
     assert items.count() == 2 and "aria-current" not in (items.nth(0).get_attribute("aria-current") or "")
     assert items.nth(1).get_attribute("aria-current") == "true"
-    items.nth(0).locator("a").click()
+    go(page, items.nth(0).locator("a"))
     assert page.locator("h1.subject").inner_text() == "Plans for Friday"
-    page.click("p.back a")
+    go(page, "p.back a")
     assert page.locator(".msg").count() == 2  # back to the conversations view
     # Selecting a conversation acts on all of its messages.
     page.locator(".msg", has_text="Plans").locator("input[type=checkbox]").check()
-    page.click("#message-list button[value=archive]")
+    go(page, "#message-list button[value=archive]")
     assert page.locator(".msg .subject").all_inner_texts() == ["Unrelated"]
-    page.click("#folders >> text=Archive")
+    go(page, "#folders >> text=Archive")
     assert sorted(page.locator(".msg .subject").all_inner_texts()) == [
         "Plans for Friday",
         "Re: Plans for Friday",
@@ -315,7 +317,7 @@ def test_inline_cid_images_show_inside_the_html_body(web, page_for, tracker):
     message.get_payload()[1].add_related(PIXEL, "image", "gif", cid="<logo@elsewhere.test>")
     web.deliver("alice@example.test", message=message)
     page = page_for("alice@example.test")
-    page.click("text=With a logo")
+    go(page, "text=With a logo")
     page.frame_locator("iframe.html-body").locator("img[alt=logo]").wait_for()
     body = next(frame for frame in page.frames if frame.url.endswith("/body"))
     body.wait_for_function("document.querySelector('img[alt=logo]').complete")
