@@ -79,6 +79,33 @@ def test_a_message_arriving_while_selected_is_recent_in_exactly_one_session(imap
     assert recent_count(updates[1]) == 0
 
 
+def test_new_mail_waking_many_idle_sessions_at_once_is_recent_in_exactly_one(imap):
+    """One delivery wakes every idler in the same moment and each asks to claim the message; the
+    claims this process answers without a write (one covers the others) must still leave exactly
+    one owner, and a later message must be claimable again."""
+    imap.deliver(message("old"))
+    idlers = [imap.raw(login=ALICE) for _ in range(12)]
+    for raw in idlers:
+        raw.command("SELECT INBOX")
+        raw.send(b"I1 IDLE\r\n")
+        assert raw.line() == b"+ idling"
+    counts = [1] + [0] * (len(idlers) - 1)  # the first SELECT took message 1
+    for uid in (2, 3):
+        imap.deliver(message(f"new {uid}"))
+        before, counts = counts, []
+        for raw in idlers:
+            assert raw.line() == f"* {uid} EXISTS".encode()
+            counts.append(int(re.match(rb"\* (\d+) RECENT$", raw.line()).group(1)))
+        grown = sorted(now - then for now, then in zip(counts, before, strict=True))
+        assert grown == [0] * (len(idlers) - 1) + [1]  # one session took the new message
+    owners = []
+    for raw in idlers:
+        raw.send(b"DONE\r\n")
+        assert raw.line() == b"I1 OK IDLE terminated"
+        owners.append(recent_uids(raw) & {2, 3})
+    assert sorted(uid for uids in owners for uid in uids) == [2, 3]
+
+
 def test_search_recent_new_and_old(imap):
     """RFC 3501 6.4.4: NEW is RECENT UNSEEN, OLD is NOT RECENT."""
     imap.deliver(message("claimed earlier"))
