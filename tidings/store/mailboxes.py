@@ -24,7 +24,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, case, delete, exists, func, insert, literal, select, update
+from sqlalchemy import bindparam, case, delete, exists, func, insert, literal, select, text, update
 
 from tidings.mail.message import MessageSummary
 from tidings.notify import CHANNEL, Change, Hub
@@ -216,7 +216,10 @@ _FLAG_REFS = (
 _PADDED_FLAGS = literal(" ") + _mm.c.flags + literal(" ")
 _HAS_DELETED = _PADDED_FLAGS.contains(" \\Deleted ", autoescape=True)
 _HAS_SEEN = _PADDED_FLAGS.contains(" \\Seen ", autoescape=True)
-_DELETED_UIDS = select(_mm.c.uid, _mm.c.flags).where(_mm.c.mailbox_id == bindparam("mailbox"), _HAS_DELETED)
+# Through the partial index on FLAGGED_DELETED: EXPUNGE reads only the candidates, not the mailbox.
+_DELETED_UIDS = select(_mm.c.uid, _mm.c.flags).where(
+    _mm.c.mailbox_id == bindparam("mailbox"), text(s.FLAGGED_DELETED)
+)
 _COUNTS = select(
     func.count(),
     func.coalesce(func.sum(_mm.c.size), 0),
