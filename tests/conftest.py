@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.running import RunningServer
+
+# Property tests check results, never speed: Hypothesis' default 200 ms deadline per example turned
+# into failures on a loaded machine (test_resolve_agrees_with_contains, seen at load 20), and so
+# would the "too slow to generate" health check.
+settings.register_profile("tidings", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("tidings")
 
 
 @pytest.fixture
