@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from starlette.routing import Route, WebSocketRoute
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from tidings.store import Envelope
 from tidings.web.routes import all_routes
 from tidings.web.security import CONTENT_SECURITY_POLICY
 
@@ -49,6 +51,11 @@ def mail(web):
         box, refs = web.call(web.store.mailboxes.messages(account.id, inbox.id))
         extra = web.call(web.store.mailboxes.create(account.id, f"Projects-{address[0]}"))
         identity = web.call(web.store.identities.save(account.id, None, address, address, "sig", True))
+        later = Envelope(
+            sender=address, remote=[("x@remote.test", None, None)], release_at=time.time() + 3600
+        )
+        later.account_id = account.id
+        scheduled = web.call(web.store.delivery.accept(later, b"Subject: later\r\n\r\nsecret\r\n"))
         ids[address] = {
             "account": account.id,
             "mailbox_id": inbox.id,
@@ -60,6 +67,7 @@ def mail(web):
             "address": address,  # admin console: a user and a change to it (admins only)
             "change": "disable",
             "domain": "example.test",
+            "queue_id": scheduled.queue_id,
         }
     return ids
 
@@ -94,7 +102,7 @@ def pim_things(web, account_id: int, whose: str) -> dict:
 def bob_state(web, mail) -> tuple:
     bob = mail["bob@example.test"]
     boxes = web.call(web.store.mailboxes.list(bob["account"]))
-    contents = []
+    contents: list = [("scheduled", [e.id for e in web.call(web.store.queue.scheduled(bob["account"]))])]
     for box in boxes:
         _, refs = web.call(web.store.mailboxes.messages(bob["account"], box.id))
         contents.append((box.name, [(r.uid, sorted(r.flags)) for r in refs]))

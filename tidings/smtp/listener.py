@@ -11,8 +11,8 @@ import logging
 import socket
 
 from tidings.net.listener import TLS_HANDSHAKE_TIMEOUT, Listener, OverLimit, session_limits, where
+from tidings.policy import RecipientRouter
 from tidings.smtp.connection import Connection
-from tidings.smtp.policy import RecipientRouter
 from tidings.smtp.session import ListenerMode, Session
 
 log = logging.getLogger(__name__)

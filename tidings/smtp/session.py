@@ -43,6 +43,14 @@ from tidings.mail.hops import MAX_HOPS, hops_in
 from tidings.mail.imapurl import BadUrl, parse_imap_url
 from tidings.net.tls import server_end_point
 from tidings.offload import run_sized
+from tidings.policy import (
+    MAX_HOLD_SECONDS,
+    PolicyRefusal,
+    RecipientRoute,
+    RecipientRouter,
+    quota_refusal,
+    sender_allowed,
+)
 from tidings.smtp import headers as hdr
 from tidings.smtp.connection import TOO_BIG, Connection, ConnectionClosed
 from tidings.smtp.parser import (
@@ -66,13 +74,6 @@ from tidings.smtp.parser import (
     Vrfy,
     parse_command,
 )
-from tidings.smtp.policy import (
-    PolicyRefusal,
-    RecipientRoute,
-    RecipientRouter,
-    quota_refusal,
-    sender_allowed,
-)
 from tidings.smtp.reader import LineTooLong, canonical_line_endings
 from tidings.store import Envelope
 
@@ -83,7 +84,6 @@ log = logging.getLogger(__name__)
 MAX_BAD_COMMANDS = 20
 MAX_SKIPPED_LINE = 1024 * 1024  # an over-long AUTH response line is dropped up to this, then we close
 # RFC 4865: the longest we hold a message for FUTURERELEASE / X-Tidings-Send-At.
-MAX_HOLD_SECONDS = 30 * 86400
 
 
 class State(Enum):

@@ -308,6 +308,45 @@ class Queue:
 
         await self.db.write(op)
 
+    async def scheduled(self, account_id: int) -> list[QueueEntry]:
+        """The account's messages waiting for their scheduled time (send later), soonest first."""
+
+        def op(tx: Tx) -> list[QueueEntry]:
+            q = s.queue
+            rows = tx.conn.execute(
+                select(q)
+                .where(q.c.account_id == account_id, q.c.release_at > time.time(), q.c.attempts == 0)
+                .order_by(q.c.release_at, q.c.id)
+            )
+            return _entries(tx, rows)
+
+        return await self.db.read(op)
+
+    async def cancel_scheduled(self, account_id: int, queue_id: int) -> QueueEntry:
+        """Take back one of the account's scheduled messages before its time; NotFound when it is
+        not the account's, or is no longer waiting (its time came, a worker holds it)."""
+
+        def op(tx: Tx) -> QueueEntry:
+            q = s.queue
+            now = time.time()
+            rows = tx.conn.execute(
+                select(q).where(
+                    q.c.id == queue_id,
+                    q.c.account_id == account_id,
+                    q.c.release_at > now,
+                    q.c.attempts == 0,
+                    or_(q.c.claimed_until.is_(None), q.c.claimed_until < now),
+                )
+            )
+            entries = _entries(tx, rows)
+            if not entries:
+                raise NotFound("no such scheduled message")
+            tx.conn.execute(delete(s.queue_recipients).where(s.queue_recipients.c.queue_id == queue_id))
+            tx.conn.execute(delete(q).where(q.c.id == queue_id))
+            return entries[0]
+
+        return await self.db.write(op)
+
     async def count(self) -> int:
         def op(tx: Tx) -> int:
             return tx.conn.execute(select(func.count()).select_from(s.queue)).scalar_one()

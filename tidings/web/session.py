@@ -157,11 +157,18 @@ def page(fn: Callable[[Request, WebSession], Awaitable[Response]]):
     return _mark(endpoint, "page")
 
 
-def action(fn: Callable[[Request, WebSession, FormData], Awaitable[Response]] | None = None, *, form=True):
+def action(
+    fn: Callable[[Request, WebSession, FormData], Awaitable[Response]] | None = None,
+    *,
+    form=True,
+    max_body: Callable[[Request], int] | None = None,
+):
     """A state-changing endpoint (POST) for a logged-in account with the session's CSRF token.
 
     `form=False` leaves the body unread (uploads stream it themselves): the token must then come
-    in the X-CSRF-Token header, and the handler gets an empty form."""
+    in the X-CSRF-Token header, and the handler gets an empty form. `max_body(request)`: the
+    largest body accepted (file uploads, whose parts the form parser does not bound), told by
+    Content-Length before anything is read (413 above it; a body without a length is refused)."""
 
     def wrap(fn):
         @functools.wraps(fn)
@@ -171,6 +178,17 @@ def action(fn: Callable[[Request, WebSession, FormData], Awaitable[Response]] | 
                 return forbidden(request, "You are not logged in (any more). Log in and try again.")
             given = request.headers.get(CSRF_HEADER)
             data = FormData()
+            if max_body is not None:
+                length = request.headers.get("content-length", "")
+                limit = max_body(request)
+                if not length.isdigit() or int(length) > limit:
+                    return render(
+                        request,
+                        "error.html",
+                        status_code=413 if length.isdigit() else 411,
+                        title="Too large",
+                        message=f"At most {limit // (1024 * 1024)} MB can be sent at once.",
+                    )
             if form:
                 data = await read_form(request)
                 given = data.get(CSRF_FIELD) or given

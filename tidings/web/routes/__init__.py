@@ -17,6 +17,8 @@ ROUTE_MODULES = [
     "tidings.web.routes.settings",
     "tidings.web.routes.admin",
     "tidings.web.routes.mail",
+    "tidings.web.routes.search",
+    "tidings.web.routes.compose",
     "tidings.web.routes.message",
     "tidings.web.routes.live",
     "tidings.web.routes.contacts",

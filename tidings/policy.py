@@ -1,5 +1,10 @@
 """Who may send what to whom: recipient routing, relay refusal, quota at RCPT, sender ownership.
 
+Shared by every way mail is submitted: the SMTP server (MX and submission) and the web client's
+compose both route recipients and check senders here, so the two can never disagree on who may
+send as whom or what goes to the queue. Replies carry RFC 3463 status codes, which SMTP sends as
+they are and the web client shows as text.
+
 The rules (also in the operator documentation):
 
 - Mail for our domains is accepted from anyone when the address resolves (account, alias, plus
@@ -63,6 +68,9 @@ class RecipientRoute:
     quota_checked: bool = False  # some local account has a quota (re-check it on every use)
 
 
+# How far ahead an authenticated sender may schedule a message (FUTURERELEASE, X-Tidings-Send-At,
+# the web client's send later).
+MAX_HOLD_SECONDS = 30 * 86400
 ROUTE_CACHE_SECONDS = 2.0
 ROUTE_CACHE_ENTRIES = 10_000
 
