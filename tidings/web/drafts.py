@@ -168,9 +168,31 @@ async def send(store, config, account_id: int, draft: Draft, release_at: float |
         raise SendRefused(
             f"The message is larger than the limit of {config.limits.message_size // 1048576} MB."
         )
-    # The authors of the message as built, read as the submission check reads them.
-    authors = read_authors(raw, parse_header_block(raw, 0, len(raw)))
+    result = await submit(store, config, account_id, draft.from_addr, recipients, raw, release_at)
+    sent_box = await special_mailbox(store, account_id, "\\Sent", create_as="Sent")
+    copy = build_message(draft, message_id=message_id, date=now, include_bcc=True)
+    await store.mailboxes.append(account_id, sent_box.id, copy, ["\\Seen"], now)
+    return Sent(result.queue_id, release_at, result.delivered)
+
+
+async def submit(
+    store,
+    config,
+    account_id: int,
+    sender: str,
+    recipients: list[str],
+    raw: bytes,
+    release_at: float | None = None,
+):
+    """Hand a finished message to the store as SMTP submission would: the envelope sender and
+    the message's From/Sender must be the account's (`sender_allowed`, authors read by
+    `mail.authorship`), each recipient is routed by `route_recipient`, and `store.delivery.accept`
+    delivers locally and queues the rest (everything, for a `release_at` ahead). The web
+    client's one way to send (compose, invitations); SendRefused says why not, nothing stored."""
     allowed = set(await identities(store, account_id))
+    if not sender_allowed(sender, allowed):
+        raise SendRefused(f"{sender} is not one of your addresses")
+    authors = read_authors(raw, parse_header_block(raw, 0, len(raw)))
     if authors.unreadable or not all(sender_allowed(a, allowed) for a in authors.addresses):
         raise SendRefused("The From address cannot be used.")
     local: dict[str, None] = {}
@@ -189,11 +211,11 @@ async def send(store, config, account_id: int, draft: Draft, release_at: float |
         local.update(dict.fromkeys(route.local))
         remote.update(dict.fromkeys(route.remote))
     envelope = Envelope(
-        sender=draft.from_addr,
+        sender=sender,
         local=list(local),
         remote=[(address, None, None) for address in remote],
         release_at=release_at,
-        smtputf8=not draft.from_addr.isascii() or not all(a.isascii() for a in recipients),
+        smtputf8=not sender.isascii() or not all(a.isascii() for a in recipients),
         body_8bit=False,
         account_id=account_id,
     )
@@ -201,10 +223,7 @@ async def send(store, config, account_id: int, draft: Draft, release_at: float |
     if result.over_quota:
         _, _, text = await quota_refusal(store, result.over_quota, len(raw))
         raise SendRefused(text)
-    sent_box = await special_mailbox(store, account_id, "\\Sent", create_as="Sent")
-    copy = build_message(draft, message_id=message_id, date=now, include_bcc=True)
-    await store.mailboxes.append(account_id, sent_box.id, copy, ["\\Seen"], now)
-    return Sent(result.queue_id, release_at, result.delivered)
+    return result
 
 
 async def _may_send_as(store, account_id: int, address: str) -> bool:

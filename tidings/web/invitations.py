@@ -19,13 +19,9 @@ from tidings.mail.message import MessageSummary
 from tidings.mail.sections import decode_section_binary
 from tidings.pim import InvalidObject, imip, itip
 from tidings.pim.events import zone
-
-try:  # compose moves the submission rules to tidings/policy.py, shared by SMTP and the web client
-    from tidings.policy import PolicyRefusal, route_recipient
-except ImportError:  # until it lands
-    from tidings.smtp.policy import PolicyRefusal, route_recipient
 from tidings.store import StoreError
 from tidings.store.scheduling import from_address
+from tidings.web import drafts
 
 CALENDAR_TYPES = ("text/calendar", "application/ics")
 MAX_ATTENDEE_TEXT = 20_000
@@ -95,27 +91,9 @@ async def send(store, config, account_id: int, calendar_text: str, recipients: l
         date=time.time(),
     )
     try:
-        await _submit(store, config, account_id, account.address, recipients, raw)
-    except PolicyRefusal as refusal:
-        raise NotSent(f"the invitation mail was not sent: {refusal.text}") from None
-
-
-async def _submit(store, config, account_id, sender, recipients, raw):
-    """Until compose's submission function lands: route as SMTP submission does (the shared
-    policy rules) and accept through the one delivery path. To be replaced by compose's."""
-    from tidings.store import Envelope
-
-    local, remote = {}, {}
-    for address in recipients:
-        route = await route_recipient(
-            store, address, authenticated=True, default_domain=config.default_domain
-        )
-        local.update(dict.fromkeys(route.local))
-        remote.update(dict.fromkeys(route.remote))
-    envelope = Envelope(
-        sender=sender, local=list(local), remote=[(a, None, None) for a in remote], account_id=account_id
-    )
-    await store.delivery.accept(envelope, raw)
+        await drafts.submit(store, config, account_id, account.address, recipients, raw)
+    except drafts.SendRefused as refusal:
+        raise NotSent(f"the invitation mail was not sent: {refusal}") from None
 
 
 # -- free/busy ---------------------------------------------------------------------------------
