@@ -216,3 +216,16 @@ def test_the_live_socket_needs_a_session_and_our_own_origin(web, mail):
 def test_only_a_websocket_route_is_unguarded_by_http_guards():
     kinds = {type(route) for route in all_routes()}
     assert kinds <= {Route, WebSocketRoute}
+
+
+def test_a_logged_out_sessions_socket_is_closed_instead_of_told(web, mail):
+    client = web.client("alice@example.test")
+    url = f"ws://127.0.0.1:{web.port}/live"
+    headers = {"Cookie": f"tidings_session={client.cookies['tidings_session']}", "Origin": web.base}
+    with connect(url, additional_headers=headers, open_timeout=10) as socket:
+        assert json.loads(socket.recv(timeout=10)) == {"type": "hello"}
+        assert client.post("/logout", {"csrf": client.csrf()}).status == 303
+        web.deliver("alice@example.test", subject="after logout")
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=10)
+        assert closed.value.rcvd.code == 4401

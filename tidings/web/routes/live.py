@@ -5,9 +5,9 @@ other nodes' through PostgreSQL NOTIFY).
 The server only ever says which of the account's mailboxes changed:
 `{"type": "changes", "mailboxes": [3, 7]}`; the page fetches what it shows again (through the
 ordinary guarded routes), so nothing here reads mail or trusts anything the browser sends.
-Bursts are gathered for COALESCE seconds into one message. Every REVALIDATE seconds, and whenever
-the account's sessions may have ended, the session is looked up again: a logged-out or disabled
-session's socket is closed (code 4401).
+Bursts are gathered for COALESCE seconds into one message. Before each message, and every
+REVALIDATE seconds when nothing happens, the session is looked up again: a logged-out or disabled
+session's socket is closed (code 4401) instead.
 """
 
 from __future__ import annotations
@@ -43,12 +43,9 @@ async def live(websocket: WebSocket, session: WebSession) -> None:
     await websocket.accept()
     changed: set[int] = set()
     wake = asyncio.Event()
-    check_session = False
 
     def on_change(change: Change) -> None:
-        nonlocal check_session
-        if change.kind == "account":
-            check_session = True
+        if change.kind == "account":  # disabled or removed: the loop looks at the session again
             wake.set()
         elif change.kind in KINDS and change.mailbox_id is not None:
             changed.add(change.mailbox_id)
@@ -64,11 +61,11 @@ async def live(websocket: WebSocket, session: WebSession) -> None:
             waiter.cancel()
             if reader.done():
                 break
-            if not wake.is_set() or check_session:
-                check_session = False
-                if await store.web_sessions.find(token) is None:
-                    await websocket.close(code=4401)
-                    break
+            # Before telling anything, and now and then when nothing happens: is the session still
+            # valid (not logged out, here or "everywhere"; the account not disabled)?
+            if await store.web_sessions.find(token) is None:
+                await websocket.close(code=4401)
+                break
             if wake.is_set():
                 await asyncio.sleep(COALESCE)
                 wake.clear()
