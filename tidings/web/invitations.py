@@ -10,7 +10,6 @@ only the calendar part. Sending goes through the web client's one submission pat
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -87,7 +86,7 @@ async def send(store, config, account_id: int, calendar_text: str, recipients: l
         from_addr=account.address,
         to=recipients,
         calendar_text=calendar_text,
-        message_id=f"<{secrets.token_hex(12)}@{config.hostname}>",
+        message_id=drafts.new_message_id(config.hostname),
         date=time.time(),
     )
     try:
