@@ -347,7 +347,14 @@ class User:
                 self.fragment_again = False
                 path = self.list_path or f"/mail/{self.inbox}"
                 query = path.partition("?")[2]
-                await self.get("list fragment (live)", f"/mail/{self.inbox}/fragment?{query}", self.live_http)
+                try:
+                    await self.get(
+                        "list fragment (live)", f"/mail/{self.inbox}/fragment?{query}", self.live_http
+                    )
+                except (OSError, asyncio.IncompleteReadError, TimeoutError) as failed:
+                    self.rec.errors[f"list fragment: {type(failed).__name__}"] += 1
+                    self.live_http.close()
+                    break
                 if not self.fragment_again:
                     break
         finally:
