@@ -489,10 +489,11 @@ def print_many_users(rec: Recorder, began: float, ended: float, args) -> None:
     t = began
     while t < ended - 1:
         inside = [s for s in samples if t <= s.at < t + SLICE]
+        length = min(t + SLICE, ended) - t  # the last slice may be shorter
         lags = [lag for at, lag in rec.lag if t <= at < t + SLICE]
         client = [s.client_ms for s in inside]
         print(
-            f"{t - began:4.0f}-{min(t + SLICE, ended) - began:<4.0f} {len(inside) / SLICE:7.1f} "
+            f"{t - began:4.0f}-{min(t + SLICE, ended) - began:<4.0f} {len(inside) / length:7.1f} "
             f"{ms(percentile(client, 50)):>8} {ms(percentile(client, 99)):>8} "
             f"{(ms(max(lags)) + ' ms') if lags else '-':>13}"
         )
