@@ -105,8 +105,12 @@ def web(make_server, request) -> WebServer:
     return WebServer(running)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per test module, not per session: Playwright's sync API keeps an asyncio loop
+    running in this thread while it is started, and every later test that runs a loop of its own
+    (asyncio.run) failed with "Cannot run the event loop while another loop is running" whenever it
+    came after a browser test in the same pytest run."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
